@@ -1,0 +1,697 @@
+/// # Common ground: data, randomness, flags and files
+///
+/// Every program in this book needs the same few things that are *not* neural
+/// network mathematics: read the MNIST files, draw reproducible random numbers,
+/// understand its command line, write a training log and a model file that a
+/// crash cannot tear, and say clearly what went wrong when something did. They
+/// live here, once, so that each chapter can stay about its model.
+///
+/// Nothing in this file is clever. Each piece is a handful of plain functions on
+/// plain data, and each refuses bad input with one line that names the file or
+/// flag and what was expected:
+///
+///     cnn: data/t10k-labels-idx1-ubyte.gz: label 11 at item 4711 (expected 0..9)
+///
+/// The model mathematics (linear layers, ReLU, softmax, SGD) is *not* here: it
+/// is repeated, on purpose, in each program, so that a chapter reads alone.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nn {
+
+static_assert(std::endian::native == std::endian::little,
+              "the model files are little-endian; this host is not");
+
+/// ## Errors
+///
+/// All of this file reports trouble the same way: it throws `nn::Error`, whose
+/// message is one line without the program's name, and whose `code` is the exit
+/// status the program should end with: 1 for bad data or a failed write, 2 for a
+/// bad command line (the convention of most Unix tools). Each program's `main`
+/// catches it once, prints `program: message` on stderr and exits.
+struct Error : std::runtime_error {
+    int code;
+    Error(const std::string& msg, int exit_code = 1) : std::runtime_error(msg), code(exit_code) {}
+};
+
+/// `str(a, b, c)` glues its arguments into one string, the way `cout << a << b
+/// << c` would print them; messages are built with it.
+template <typename... Parts>
+std::string str(const Parts&... parts) {
+    std::ostringstream out;
+    (out << ... << parts);
+    return out.str();
+}
+
+/// ## Time
+///
+/// Seconds on a monotonic clock: immune to the wall clock being changed while a
+/// run is timed.
+inline double now_seconds() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+/// ## Random numbers: the original's xorshift, bit for bit
+///
+/// The original project draws every random number (initial weights, shuffles)
+/// from a tiny generator of its own, Marsaglia's *xorshift* on 64 bits of state.
+/// One step scrambles the state with three shift-and-xor operations and hands out
+/// its top 32 bits:
+/// $$x \leftarrow x \oplus (x \ll 13),\quad x \leftarrow x \oplus (x \gg 7),\quad x \leftarrow x \oplus (x \ll 17),\qquad u = \lfloor x / 2^{32} \rfloor.$$
+/// A state of zero would stay zero forever, so seed 0 is replaced by the
+/// constant `0x9e3779b97f4a7c15` (the golden ratio in fixed point). We keep every
+/// detail of the original, so a given seed produces the same weights and the same
+/// shuffles as the Rust programs do:
+///
+/// - a float in $[0,1]$ is $u / (2^{32}-1)$, computed in the precision of the
+///   caller (`float` for the MNIST programs, `double` for XOR), with the
+///   conversion of $u$ rounded to nearest as Rust's `as` does;
+/// - a uniform number in $[lo, hi)$ is $lo + (hi - lo)\,r$, in two separately
+///   rounded steps (the build forbids fusing them, see the Makefile);
+/// - an index below $n$ is $u \bmod n$ (slightly biased, as in the original);
+/// - a shuffle is Fisher–Yates from the last element down.
+struct Rng {
+    uint64_t state;
+};
+
+inline Rng rng_new(uint64_t seed) { return Rng{seed == 0 ? 0x9e3779b97f4a7c15ULL : seed}; }
+
+inline uint32_t next_u32(Rng& rng) {
+    uint64_t x = rng.state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rng.state = x;
+    return uint32_t(x >> 32);
+}
+
+inline float next_f32(Rng& rng) { return float(next_u32(rng)) / float(UINT32_MAX); }
+inline double next_f64(Rng& rng) { return double(next_u32(rng)) / double(UINT32_MAX); }
+
+inline float uniform_f32(Rng& rng, float lo, float hi) {
+    float r = next_f32(rng);
+    float span = (hi - lo) * r;
+    return lo + span;
+}
+
+inline double uniform_f64(Rng& rng, double lo, double hi) {
+    double r = next_f64(rng);
+    double span = (hi - lo) * r;
+    return lo + span;
+}
+
+inline size_t next_index(Rng& rng, size_t n) { return n == 0 ? 0 : size_t(next_u32(rng)) % n; }
+
+inline void shuffle(Rng& rng, std::vector<int>& v) {
+    for (size_t i = v.size(); i-- > 1;) std::swap(v[i], v[next_index(rng, i + 1)]);
+}
+
+/// The original seeds from the clock on every run; we do that only when asked
+/// (`--seed time`), and otherwise start from a fixed seed so that every figure
+/// in this book can be reproduced. The clock seed is the number of nanoseconds
+/// since 1970, as in the original.
+inline uint64_t seed_from_time() {
+    using namespace std::chrono;
+    return uint64_t(duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+/// ## Reading a file, plain or gzip'd
+///
+/// MNIST is distributed gzip'd; some copies are unpacked. We accept both and
+/// decide by content, not by name: a gzip stream starts with the bytes
+/// `1f 8b`. The whole file is read first, so every size check below compares a
+/// header's claim with bytes that really exist; nothing is ever allocated on a
+/// header's word alone. A gzip stream is inflated with zlib into a buffer that
+/// grows with the real output and is refused past `GZIP_CAP` bytes (the largest
+/// MNIST file unpacks to 47 MB), so a "zip bomb" costs at most that.
+constexpr size_t GZIP_CAP = size_t(256) << 20;  // 256 MiB
+
+inline std::vector<uint8_t> read_file(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw Error(str(path, ": cannot open (", std::strerror(errno), ")"));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        std::fclose(f);
+        throw Error(str(path, ": not a regular file"));
+    }
+    std::vector<uint8_t> bytes(size_t(st.st_size));
+    size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
+    bool failed = std::ferror(f);
+    std::fclose(f);
+    if (failed || got != bytes.size()) throw Error(str(path, ": read error"));
+    return bytes;
+}
+
+inline bool is_gzip(const std::vector<uint8_t>& bytes) {
+    return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+}
+
+/// Inflate one gzip member. zlib reports three kinds of trouble, and each gets
+/// its own message: damaged data (`Z_DATA_ERROR`, which includes a wrong CRC at
+/// the end), a stream that stops before its end marker (a truncated download),
+/// and bytes left over after the end marker.
+inline std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path,
+                                   size_t cap = GZIP_CAP) {
+    z_stream zs{};
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw Error(str(path, ": zlib failed to start"));
+    std::vector<uint8_t> out(std::min(cap, std::max<size_t>(in.size() * 4, 1 << 16)));
+    zs.next_in = const_cast<Bytef*>(in.data());
+    zs.avail_in = uInt(in.size());
+    size_t produced = 0;
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+        if (produced == out.size()) {
+            if (out.size() >= cap) {
+                inflateEnd(&zs);
+                throw Error(str(path, ": gzip stream unpacks to more than ", cap >> 20,
+                                " MiB (the cap for an MNIST file)"));
+            }
+            out.resize(std::min(cap, out.size() * 2));
+        }
+        zs.next_out = out.data() + produced;
+        zs.avail_out = uInt(out.size() - produced);
+        rc = inflate(&zs, Z_NO_FLUSH);
+        produced = out.size() - zs.avail_out;
+        if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT || rc == Z_MEM_ERROR || rc == Z_STREAM_ERROR) {
+            std::string why = zs.msg ? zs.msg : "invalid data";
+            inflateEnd(&zs);
+            throw Error(str(path, ": corrupt gzip stream (", why, ")"));
+        }
+        if (rc == Z_BUF_ERROR && zs.avail_in == 0) {
+            inflateEnd(&zs);
+            throw Error(str(path, ": truncated gzip stream (ends after ", in.size(), " bytes)"));
+        }
+    }
+    size_t left = zs.avail_in;
+    inflateEnd(&zs);
+    if (left != 0) throw Error(str(path, ": ", left, " unexpected bytes after the gzip stream"));
+    out.resize(produced);
+    return out;
+}
+
+inline std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+    std::vector<uint8_t> bytes = read_file(path);
+    return is_gzip(bytes) ? gunzip(bytes, path) : bytes;
+}
+
+/// ## The IDX format
+///
+/// MNIST comes as four IDX files: a big-endian header of 32-bit words, then raw
+/// bytes. Images (magic $2051 = \mathtt{0x803}$) have the header *magic, count,
+/// rows, columns* and then `count × 28 × 28` pixels row by row; labels (magic
+/// $2049 = \mathtt{0x801}$) have *magic, count* and then one byte per image. The
+/// magic's third byte `08` says "unsigned bytes", its fourth the number of
+/// dimensions.
+///
+/// We check everything a damaged or wrong file could get wrong, and say which:
+/// a header cut short, a wrong magic, dimensions other than 28×28, a body shorter
+/// or longer than the header promises, a label outside 0..9. Pixels become floats
+/// in $[0,1]$ by dividing by 255, as in the original.
+constexpr int IMG_H = 28, IMG_W = 28, IMG_SIZE = IMG_H * IMG_W;
+constexpr uint32_t IDX_IMAGES_MAGIC = 0x00000803, IDX_LABELS_MAGIC = 0x00000801;
+
+inline uint32_t be32(const uint8_t* p) {
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+inline std::string hex32(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%08x", v);
+    return buf;
+}
+
+/// Checks shared by both kinds of IDX file: header length, magic, and that the
+/// body is exactly `count × item` bytes. Returns the count.
+inline size_t idx_check(const std::vector<uint8_t>& b, const std::string& path, uint32_t magic,
+                        size_t header, size_t item, const char* what) {
+    if (b.size() < header)
+        throw Error(str(path, ": truncated header (", header, " bytes expected, file has ", b.size(), ")"));
+    uint32_t m = be32(b.data());
+    if (m != magic)
+        throw Error(str(path, ": wrong magic number ", hex32(m), " (expected ", hex32(magic), " for IDX ",
+                        what, ")"));
+    size_t count = be32(b.data() + 4);
+    size_t want = header + count * item;  // count < 2^32 and item = 784: no overflow in 64 bits
+    if (b.size() < want)
+        throw Error(str(path, ": truncated: header promises ", count, " ", what, " (", want,
+                        " bytes), file has ", b.size(), " bytes"));
+    if (b.size() > want)
+        throw Error(str(path, ": ", b.size() - want, " unexpected bytes after ", count, " ", what));
+    return count;
+}
+
+/// Images: returns `count × 784` floats, row-major, one image after another.
+inline std::vector<float> parse_idx_images(const std::vector<uint8_t>& b, const std::string& path) {
+    if (b.size() >= 16 && be32(b.data()) == IDX_IMAGES_MAGIC &&
+        (be32(b.data() + 8) != IMG_H || be32(b.data() + 12) != IMG_W))
+        throw Error(str(path, ": images are ", be32(b.data() + 8), "x", be32(b.data() + 12),
+                        " (expected 28x28)"));
+    size_t n = idx_check(b, path, IDX_IMAGES_MAGIC, 16, IMG_SIZE, "images");
+    std::vector<float> x(n * IMG_SIZE);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(b[16 + i]) / 255.0f;
+    return x;
+}
+
+/// Labels: returns one byte 0..9 per image.
+inline std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& b, const std::string& path) {
+    size_t n = idx_check(b, path, IDX_LABELS_MAGIC, 8, 1, "labels");
+    for (size_t i = 0; i < n; ++i)
+        if (b[8 + i] > 9) throw Error(str(path, ": label ", int(b[8 + i]), " at item ", i, " (expected 0..9)"));
+    return std::vector<uint8_t>(b.begin() + 8, b.end());
+}
+
+/// ## Finding MNIST
+///
+/// The directory is the `--data` flag, else the environment variable
+/// `MNIST_DIR`, else `./data` (where `make` puts the files). Inside it each file
+/// may carry the canonical name (`train-images-idx3-ubyte`) or the original
+/// project's (`train-images.idx3-ubyte`), with or without `.gz`.
+inline std::string data_dir(const std::string& flag) {
+    if (!flag.empty()) return flag;
+    const char* env = std::getenv("MNIST_DIR");
+    return env && *env ? env : "data";
+}
+
+inline bool file_exists(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0;
+}
+
+inline std::string find_mnist_file(const std::string& dir, const std::string& stem, const std::string& kind) {
+    const std::string names[] = {stem + "-" + kind, stem + "-" + kind + ".gz", stem + "." + kind,
+                                 stem + "." + kind + ".gz"};
+    for (const std::string& name : names)
+        if (file_exists(dir + "/" + name)) return dir + "/" + name;
+    throw Error(str(dir, ": no ", stem, " file (looked for ", names[0], "[.gz] and ", names[2],
+                    "[.gz]; run `make data` or set MNIST_DIR)"));
+}
+
+/// A split (train or test): images `x` of shape (n, 784) and labels `y` (n).
+struct Split {
+    std::vector<float> x;    // (n, 784), pixels in [0, 1]
+    std::vector<uint8_t> y;  // (n), digits 0..9
+    int n = 0;
+};
+
+inline Split load_split(const std::string& dir, const std::string& prefix) {
+    std::string ipath = find_mnist_file(dir, prefix + "-images", "idx3-ubyte");
+    std::string lpath = find_mnist_file(dir, prefix + "-labels", "idx1-ubyte");
+    Split s;
+    s.y = parse_idx_labels(read_maybe_gzip(lpath), lpath);
+    s.x = parse_idx_images(read_maybe_gzip(ipath), ipath);
+    if (s.x.size() / IMG_SIZE != s.y.size())
+        throw Error(str(ipath, ": ", s.x.size() / IMG_SIZE, " images but ", lpath, " has ", s.y.size(),
+                        " labels"));
+    if (s.y.empty()) throw Error(str(ipath, ": holds no images"));
+    s.n = int(s.y.size());
+    return s;
+}
+
+/// Loads both splits. If `dir` does not exist at all, say so first: that is
+/// the common mistake, and "no train-images file" would hide it.
+inline void load_mnist(const std::string& dir, Split& train, Split& test) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw Error(str(dir, ": no such data directory (use --data DIR or MNIST_DIR, or run `make data`)"));
+    train = load_split(dir, "train");
+    test = load_split(dir, "t10k");
+}
+
+/// ## Flags
+///
+/// Every program takes `--name value` (or `--name=value`) flags and nothing
+/// else. A program describes its flags as a table of `Flag` rows, each pointing
+/// at the variable it sets; the variable's value before parsing is the default
+/// that `--help` shows. An unknown flag, a missing value or a value out of range
+/// stops the program with one line naming the flag and what it accepts, and exit
+/// status 2. Nothing is clamped or guessed.
+///
+/// Kinds of flag, by which pointer is set: an integer in `[lo, hi]`, a number in
+/// `(lo, hi]` (learning rates must be positive), a non-empty text, a switch that
+/// takes no value, and a seed (an integer, or `time` for the clock).
+struct Flag {
+    const char* name;  // "--epochs"
+    const char* help;  // one line for --help
+    int* integer = nullptr;
+    float* number = nullptr;
+    std::string* text = nullptr;
+    bool* on = nullptr;
+    uint64_t* seed = nullptr;
+    double lo = 0, hi = 0;  // accepted range for integer and number
+};
+
+inline std::string flag_accepts(const Flag& f) {
+    if (f.integer) return str("an integer in ", (long long)f.lo, "..", (long long)f.hi);
+    if (f.number) return str("a number > ", f.lo, " and <= ", f.hi);
+    if (f.seed) return "a non-negative integer or 'time'";
+    if (f.text) return "a non-empty value";
+    return "no value";
+}
+
+inline std::string flag_default(const Flag& f) {
+    if (f.integer) return std::to_string(*f.integer);
+    if (f.number) return str(*f.number);
+    if (f.seed) return std::to_string(*f.seed);
+    if (f.text) return f.text->empty() ? "none" : *f.text;
+    return "off";
+}
+
+inline void print_help(const char* prog, const char* about, const std::vector<Flag>& flags) {
+    std::printf("usage: %s [flags]\n%s\n\nflags:\n", prog, about);
+    for (const Flag& f : flags)
+        std::printf("  %-18s %s (default: %s)\n", f.name, f.help, flag_default(f).c_str());
+    std::printf("  %-18s print this help and exit\n", "--help");
+}
+
+/// Parses one value into the flag's variable, or throws with exit code 2.
+inline void set_flag(const Flag& f, const std::string& v) {
+    auto bad = [&] { return Error(str(f.name, ": expected ", flag_accepts(f), ", got '", v, "'"), 2); };
+    const char* b = v.data();
+    const char* e = v.data() + v.size();
+    if (f.integer) {
+        long long x = 0;
+        auto r = std::from_chars(b, e, x);
+        if (v.empty() || r.ec != std::errc() || r.ptr != e || x < f.lo || x > f.hi) throw bad();
+        *f.integer = int(x);
+    } else if (f.number) {
+        char* end = nullptr;
+        errno = 0;
+        double x = std::strtod(v.c_str(), &end);
+        if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(x) || !(x > f.lo) ||
+            !(x <= f.hi))
+            throw bad();
+        *f.number = float(x);
+    } else if (f.seed) {
+        unsigned long long x = 0;
+        auto r = std::from_chars(b, e, x);
+        if (v == "time") *f.seed = seed_from_time();
+        else if (v.empty() || r.ec != std::errc() || r.ptr != e) throw bad();
+        else *f.seed = x;
+    } else if (f.text) {
+        if (v.empty()) throw bad();
+        *f.text = v;
+    }
+}
+
+/// Returns false when `--help` was asked for (the program then exits 0).
+inline bool parse_flags(int argc, char** argv, const char* prog, const char* about,
+                        const std::vector<Flag>& flags) {
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            print_help(prog, about, flags);
+            return false;
+        }
+        std::string value;
+        bool has_value = false;
+        size_t eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_value = true;
+        }
+        const Flag* f = nullptr;
+        for (const Flag& g : flags)
+            if (arg == g.name) f = &g;
+        if (!f) {
+            std::string names;
+            for (const Flag& g : flags) names += str(" ", g.name);
+            throw Error(str("unknown flag '", arg, "' (accepted:", names, " --help)"), 2);
+        }
+        if (f->on) {
+            if (has_value) throw Error(str(f->name, ": takes no value, got '", value, "'"), 2);
+            *f->on = true;
+            continue;
+        }
+        if (!has_value) {
+            if (i + 1 >= argc) throw Error(str(f->name, ": missing value (expected ", flag_accepts(*f), ")"), 2);
+            value = argv[++i];
+        }
+        set_flag(*f, value);
+    }
+    return true;
+}
+
+/// `--threads N` sets the OpenMP thread count; the default is every core.
+inline int default_threads() {
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+inline void set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/// ## Writing files whole or not at all
+///
+/// A model or a log that a user cares about must never be left half-written by
+/// a crash, a kill, or a full disk. The classic recipe: write everything to a
+/// temporary file beside the target, flush it to the disk (`fsync`), and only
+/// then `rename` it over the target. On POSIX file systems `rename` replaces the
+/// directory entry in one step, so a reader sees either the old file or the new
+/// one, whole. If anything fails, the temporary file is removed, the old file is
+/// untouched, and the error names the file.
+inline void write_file_atomic(const std::string& path, const void* data, size_t size) {
+    std::string tmp = str(path, ".tmp.", getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw Error(str(path, ": cannot write (", std::strerror(errno), ")"));
+    const char* p = static_cast<const char*>(data);
+    size_t left = size;
+    int err = 0;
+    while (left > 0 && !err) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) err = w < 0 ? errno : ENOSPC;
+        else p += w, left -= size_t(w);
+    }
+    if (!err && ::fsync(fd) != 0 && errno != EINVAL) err = errno;  // EINVAL: e.g. /dev/full
+    if (::close(fd) != 0 && !err) err = errno;
+    if (!err && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+    if (err) {
+        std::remove(tmp.c_str());
+        throw Error(str(path, ": cannot write (", std::strerror(err), ")"));
+    }
+}
+
+/// Makes the directory that will hold `path` (one level, like `logs/`).
+inline void make_parent_dir(const std::string& path) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return;
+    std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        throw Error(str(dir, ": cannot create directory (", std::strerror(errno), ")"));
+}
+
+/// ## The training log
+///
+/// The original writes one CSV row `epoch,loss,time` per epoch, without a
+/// header, to `logs/training_loss_<model>.txt`; plotting scripts read these
+/// files. Numbers are printed the way Rust prints an `f32` (the shortest
+/// decimal that reads back to the same float, never in exponent form). We keep
+/// the rows in memory and rewrite the whole file atomically after every epoch,
+/// so a killed run leaves the log of its finished epochs, never half a row.
+struct CsvLog {
+    std::string path;  // empty: no log
+    std::string text;
+};
+
+inline std::string shortest(float v) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+    return std::string(buf, r.ptr);
+}
+
+inline void log_epoch(CsvLog& log, int epoch, float loss, float seconds) {
+    if (log.path.empty()) return;
+    log.text += str(epoch, ",", shortest(loss), ",", shortest(seconds), "\n");
+    make_parent_dir(log.path);
+    write_file_atomic(log.path, log.text.data(), log.text.size());
+}
+
+/// ## Model files for the CNN and attention programs
+///
+/// (The MLP writes the original's own `mnist_model.bin` layout instead; its
+/// chapter describes it.) A model file is a list of named float tensors behind
+/// a header that says which model they belong to and what shape each has, so
+/// that loading the wrong file, or a file saved with other sizes, is refused
+/// with a clear line rather than read as garbage. Little-endian throughout:
+///
+/// | bytes | content |
+/// |---|---|
+/// | 8 | magic `NNCPPMDL` |
+/// | 4 | format version, 1 |
+/// | 16 | model name, NUL-padded (`cnn`, `attention`) |
+/// | 4 | number of tensors $T$ |
+/// | $T \times 36$ | per tensor: 16-byte name, 4 dims (unused dims are 1) as u32 |
+/// | … | the tensors' floats, in the same order |
+/// | 4 | CRC-32 (zlib's) of every byte before it |
+///
+/// The expected size is computed from the *program's* shapes, so a file of the
+/// wrong length is refused before anything is allocated from its header.
+struct Tensor {
+    const char* name;
+    std::vector<float>* data;
+    uint32_t dims[4];
+};
+
+constexpr char MODEL_MAGIC[8] = {'N', 'N', 'C', 'P', 'P', 'M', 'D', 'L'};
+constexpr size_t MODEL_HEADER = 8 + 4 + 16 + 4, MODEL_ENTRY = 16 + 16;
+
+inline std::string shape_str(const uint32_t* d) {
+    std::string s = std::to_string(d[0]);
+    for (int i = 1; i < 4; ++i)
+        if (d[i] != 1 || i == 1) s += "x" + std::to_string(d[i]);
+    return s;
+}
+
+inline size_t tensor_count(const uint32_t* d) { return size_t(d[0]) * d[1] * d[2] * d[3]; }
+
+inline void put32(std::vector<uint8_t>& out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(uint8_t(v >> (8 * i)));
+}
+
+inline uint32_t get32(const uint8_t* p) {
+    return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+inline std::vector<uint8_t> model_bytes(const std::string& model, const std::vector<Tensor>& ts) {
+    std::vector<uint8_t> out(MODEL_MAGIC, MODEL_MAGIC + 8);
+    put32(out, 1);
+    char name[16] = {};
+    std::strncpy(name, model.c_str(), 15);
+    out.insert(out.end(), name, name + 16);
+    put32(out, uint32_t(ts.size()));
+    for (const Tensor& t : ts) {
+        char tn[16] = {};
+        std::strncpy(tn, t.name, 15);
+        out.insert(out.end(), tn, tn + 16);
+        for (uint32_t d : t.dims) put32(out, d);
+    }
+    for (const Tensor& t : ts) {
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(t.data->data());
+        out.insert(out.end(), p, p + t.data->size() * sizeof(float));
+    }
+    put32(out, uint32_t(crc32(0L, out.data(), uInt(out.size()))));
+    return out;
+}
+
+inline void save_model(const std::string& path, const std::string& model, const std::vector<Tensor>& ts) {
+    std::vector<uint8_t> bytes = model_bytes(model, ts);
+    write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+/// Loads into the program's tensors (already sized), checking magic, version,
+/// model name, every tensor's name and shape, the length and the checksum.
+inline void load_model(const std::string& path, const std::string& model, const std::vector<Tensor>& ts) {
+    std::vector<uint8_t> b = read_file(path);
+    if (b.size() < MODEL_HEADER || std::memcmp(b.data(), MODEL_MAGIC, 8) != 0)
+        throw Error(str(path, ": not a model file of this project (magic NNCPPMDL expected)"));
+    if (get32(&b[8]) != 1) throw Error(str(path, ": model format version ", get32(&b[8]), " (expected 1)"));
+    std::string name(reinterpret_cast<const char*>(&b[12]), strnlen(reinterpret_cast<const char*>(&b[12]), 16));
+    if (name != model) throw Error(str(path, ": holds a '", name, "' model (expected '", model, "')"));
+    if (get32(&b[28]) != ts.size())
+        throw Error(str(path, ": holds ", get32(&b[28]), " tensors (expected ", ts.size(), ")"));
+    size_t want = MODEL_HEADER + ts.size() * MODEL_ENTRY + 4;
+    for (const Tensor& t : ts) want += tensor_count(t.dims) * sizeof(float);
+    if (b.size() < MODEL_HEADER + ts.size() * MODEL_ENTRY)
+        throw Error(str(path, ": truncated model header"));
+    for (size_t i = 0; i < ts.size(); ++i) {
+        const uint8_t* e = &b[MODEL_HEADER + i * MODEL_ENTRY];
+        std::string tn(reinterpret_cast<const char*>(e), strnlen(reinterpret_cast<const char*>(e), 16));
+        uint32_t dims[4] = {get32(e + 16), get32(e + 20), get32(e + 24), get32(e + 28)};
+        if (tn != ts[i].name || !std::equal(dims, dims + 4, ts[i].dims))
+            throw Error(str(path, ": tensor ", i, " is ", tn, " ", shape_str(dims), " (expected ", ts[i].name, " ",
+                            shape_str(ts[i].dims), ")"));
+    }
+    if (b.size() != want)
+        throw Error(str(path, ": ", b.size(), " bytes (expected ", want, ": truncated or padded)"));
+    if (crc32(0L, b.data(), uInt(b.size() - 4)) != get32(&b[b.size() - 4]))
+        throw Error(str(path, ": checksum mismatch (the file is corrupt)"));
+    size_t off = MODEL_HEADER + ts.size() * MODEL_ENTRY;
+    for (const Tensor& t : ts) {
+        t.data->resize(tensor_count(t.dims));
+        std::memcpy(t.data->data(), &b[off], t.data->size() * sizeof(float));
+        off += t.data->size() * sizeof(float);
+    }
+}
+
+/// ## Progress line
+///
+/// A long epoch shows where it is: batches done, mean loss so far, samples per
+/// second and time left, redrawn in place on stderr a few times a second, but
+/// only when stderr is a terminal, so that logs and pipes stay clean.
+struct Progress {
+    bool on = false;
+    double start = 0, last = 0;
+};
+
+inline Progress progress_start() { return Progress{isatty(2) == 1, now_seconds(), 0}; }
+
+inline void progress_update(Progress& p, int epoch, long done, long total, double loss_sum) {
+    if (!p.on) return;
+    double t = now_seconds();
+    if (t - p.last < 0.2 && done < total) return;
+    p.last = t;
+    double rate = done / std::max(t - p.start, 1e-9);
+    std::fprintf(stderr, "\r  epoch %d: %ld/%ld  loss %.4f  %.0f samples/s  ETA %.1fs   ", epoch, done, total,
+                 loss_sum / std::max(done, 1L), rate, (total - done) / std::max(rate, 1e-9));
+}
+
+inline void progress_end(Progress& p) {
+    if (p.on) std::fprintf(stderr, "\r%*s\r", 78, "");
+}
+
+/// ## The main wrapper
+///
+/// Each program's real work is a function `run(argc, argv)`; `main` calls it
+/// through `guarded_main`, which turns an `nn::Error` (and running out of
+/// memory) into one line on stderr and the right exit status.
+inline int guarded_main(const char* prog, int (*run)(int, char**), int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const Error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s: %s\n", prog, e.what());
+        return e.code;
+    } catch (const std::bad_alloc&) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+}
+
+}  // namespace nn
