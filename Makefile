@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard tests/*.cpp)
 all: $(PROGRAMS) data
 
 # Rebuild everything when the compiler or flags change (e.g. SANITIZE=1).
-BUILD_ID := $(CXX) $(CXXFLAGS) $(NN_FLAGS) $(LDFLAGS) BLAS=$(BLAS)
+BUILD_ID = $(CXX) $(CXXFLAGS) $(NN_FLAGS) $(LDFLAGS) BLAS=$(BLAS)
 .build-flags: FORCE
 	@echo '$(BUILD_ID)' | cmp -s - $@ || echo '$(BUILD_ID)' > $@
 
@@ -51,6 +51,19 @@ deps:
 %: %.cpp common.hpp .build-flags | deps
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS)
 
+# The MLP may call OpenBLAS's cblas_sgemm. BLAS unset: use it when cblas.h is
+# installed (Debian: libopenblas-dev); BLAS=1: require it; BLAS=0: built-in GEMM.
+HAVE_CBLAS := $(shell echo '\#include <cblas.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 && echo 1 || echo 0)
+BLAS ?= $(HAVE_CBLAS)
+ifeq ($(BLAS),1)
+MLP_FLAGS := -DNN_BLAS
+MLP_LIBS  := -lopenblas
+endif
+mlp: mlp.cpp common.hpp .build-flags | deps
+	@if [ "$(BLAS)" = 1 ] && [ "$(HAVE_CBLAS)" != 1 ]; then \
+	  echo "error: BLAS=1 but cblas.h not found: apt-get install libopenblas-dev"; exit 1; fi
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(MLP_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS) $(MLP_LIBS)
+
 # MNIST: copied from $MNIST_DIR when set, else downloaded; always checked
 # against the SHA-256 of the uncompressed files (data/SHA256SUMS).
 data:
@@ -61,7 +74,7 @@ data:
 tests/run_tests: $(TEST_SRC) $(wildcard tests/*.hpp) $(addsuffix .cpp,$(PROGRAMS)) common.hpp .build-flags | deps
 	@echo '#include <doctest/doctest.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 || \
 	  { echo "error: doctest/doctest.h not found: apt-get install doctest-dev"; exit 1; }
-	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(TEST_SRC) -o $@ $(LDFLAGS) $(NN_LIBS)
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(MLP_FLAGS) $(TEST_SRC) -o $@ $(LDFLAGS) $(NN_LIBS) $(MLP_LIBS)
 
 test: $(PROGRAMS) tests/run_tests
 	@./tests/run_tests

@@ -649,6 +649,19 @@ inline void load_model(const std::string& path, const std::string& model, const 
     }
 }
 
+/// ## Divergence
+///
+/// With too large a learning rate, weights grow until the loss overflows to
+/// infinity and then turns into NaN, and a NaN poisons every number after it.
+/// The programs check the loss after every batch and stop at the first
+/// non-finite one, naming where it happened, rather than train on and print
+/// `nan` as an accuracy.
+inline void check_loss(double loss, int epoch, long batch, float lr) {
+    if (!std::isfinite(loss))
+        throw Error(str("epoch ", epoch, ", batch ", batch, ": the loss is ", loss,
+                        ": training diverged; try a smaller --lr (now ", lr, ")"));
+}
+
 /// ## Progress line
 ///
 /// A long epoch shows where it is: batches done, mean loss so far, samples per
