@@ -1,0 +1,599 @@
+/// # Chapter 3 — A convolutional network: from a 28×28 image to a digit
+///
+/// The MLP of the previous chapter looks at an image as 784 unrelated numbers:
+/// move a digit one pixel to the right and, to the MLP, it is a different
+/// input altogether. A *convolution* looks at small neighbourhoods instead,
+/// and uses the same few weights at every position, so a stroke is detected
+/// wherever it appears. This chapter trains the original project's
+/// `mnist_cnn` one to one:
+///
+/// | layer | output shape | parameters |
+/// |---|---|---|
+/// | input image | 1 × 28 × 28 | |
+/// | convolution 3×3, 8 filters, padding 1, + ReLU | 8 × 28 × 28 | 8·9 + 8 = 80 |
+/// | max-pool 2×2, stride 2 | 8 × 14 × 14 = 1568 | |
+/// | linear 1568 → 10, softmax | 10 | 15 680 + 10 |
+///
+/// trained with plain minibatch SGD on the cross-entropy loss: 3 epochs, batches
+/// of 32, learning rate 0.01, Xavier-uniform initial weights. The original
+/// publishes 91.93% test accuracy;
+///
+///     make && ./cnn
+///
+/// prints one line per epoch and then the test accuracy (about 92% with the
+/// default seed), in about a second on a two-core laptop-class machine.
+///
+/// The chapter follows the data: the image, the model and its 15 770
+/// parameters, the forward pass, the loss, then the backward pass layer by
+/// layer in reverse, each gradient derived next to the loop that computes it,
+/// and finally the training loop, evaluation and the program itself. Along the
+/// way we explain why the loops are written in the order they are: the
+/// network is small, so speed is almost entirely a matter of memory layout and
+/// of letting the compiler use the vector units.
+#include "common.hpp"
+
+namespace {
+
+using nn::Rng;
+
+/// ## Sizes
+///
+/// The letters are those of the whole book: `C` channels, `K` the kernel side,
+/// `H`×`W` the image, `PH`×`PW` the pooled map, `B` the batch.
+constexpr int H = 28, W = 28;            // input image
+constexpr int C = 8, K = 3, PAD = 1;     // 8 filters of 3x3, zero padding 1
+constexpr int PH = H / 2, PW = W / 2;    // 14 x 14 after 2x2 max-pooling
+constexpr int FC_IN = C * PH * PW;       // 1568 features
+constexpr int CLASSES = 10;
+
+/// ## The data
+///
+/// `common.hpp` reads MNIST into a `Split`: `x` holds $n$ images of 784 floats
+/// in $[0,1]$, row by row, and `y` their labels.
+///
+/// A convolution with padding 1 reads one pixel beyond each edge, where the
+/// image is taken to be zero. The original tests every tap against the
+/// border; we instead copy each image into a zero frame once, 30×30, so the
+/// inner loops never branch. And we store each framed row in an unusual
+/// order, its 15 *even* columns first and then its 15 *odd* columns, each half
+/// in a slot of 16 floats:
+///
+///     frame column q:   0  1  2  3  4 ... 28 29
+///     stored at:        0 16  1 17  2 ... 14 30      (slot of q = q/2 + 16*(q%2))
+///
+/// The reason is the 2×2 max-pooling that follows the convolution: it
+/// compares each even output column with the odd one beside it. With the
+/// input split this way, the convolution produces its even outputs and its
+/// odd outputs as two separate rows of 16, already side by side for the
+/// pooling, and every read stays a contiguous run of 16 floats, exactly one
+/// 512-bit vector register (see the convolution below). A spare row at the end
+/// lets the last row's reads run one float past its end harmlessly.
+constexpr int XD_ROWS = H + 2 * PAD, XD_W = 32;  // 30 framed rows of 32 floats
+constexpr int XD_SIZE = (XD_ROWS + 1) * XD_W;    // + one spare row
+constexpr int HALF = 16;                         // slot of the even / odd half
+
+void split_pad_image(const float* x, float* xd) {  // x: (28, 28) -> xd: (31, 32)
+    std::fill(xd, xd + XD_SIZE, 0.0f);
+    for (int y = 0; y < H; ++y)
+        for (int i = 0; i < W; ++i) {
+            const int q = i + PAD;  // column in the frame
+            xd[(y + PAD) * XD_W + q / 2 + HALF * (q % 2)] = x[y * W + i];
+        }
+}
+
+/// ## The model
+///
+/// Four tensors, in one struct; the gradients have the same shapes.
+///
+/// - `conv_w` (C, K, K): filter $c$ is a 3×3 stencil of weights $w_{c,u,v}$;
+///   `conv_b` (C): one bias per filter.
+/// - `fc_w` (CLASSES, FC_IN): row $j$ holds the 1568 weights of class $j$;
+///   `fc_b` (CLASSES).
+///
+/// The original stores the linear layer the other way round, (FC_IN, CLASSES),
+/// so that a class's weights lie 10 floats apart. We store it by class, as
+/// PyTorch does, so that every loop over the 1568 features walks memory with
+/// stride 1 and vectorises; the numbers are the same.
+struct Cnn {
+    std::vector<float> conv_w = std::vector<float>(C * K * K);  // (C, K, K)
+    std::vector<float> conv_b = std::vector<float>(C);          // (C)
+    std::vector<float> fc_w = std::vector<float>(CLASSES * FC_IN);  // (CLASSES, FC_IN)
+    std::vector<float> fc_b = std::vector<float>(CLASSES);          // (CLASSES)
+};
+
+/// ### Initialisation
+///
+/// Xavier (Glorot) uniform: a weight is drawn from $U(-\ell, \ell)$ with
+/// $\ell = \sqrt{6/(n_\text{in} + n_\text{out})}$, which keeps the variance of
+/// the signal about the same going forward and of the gradient going back.
+/// For the convolution the original takes $n_\text{in} = 3\cdot3 = 9$ (one input
+/// channel) and $n_\text{out} = 3\cdot3\cdot8 = 72$, so $\ell = \sqrt{6/81}
+/// \approx 0.27$; for the linear layer $\ell = \sqrt{6/1578} \approx 0.062$.
+/// Biases start at zero. The order of the draws is the original's: the 72
+/// filter weights, then the linear weights in *its* layout, feature by
+/// feature, class by class, which in ours is `fc_w[j*FC_IN + i]`.
+Cnn init_cnn(Rng& rng) {
+    Cnn m;
+    const float conv_limit = std::sqrt(6.0f / float(K * K + K * K * C));
+    for (float& w : m.conv_w) w = nn::uniform_f32(rng, -conv_limit, conv_limit);
+    const float fc_limit = std::sqrt(6.0f / float(FC_IN + CLASSES));
+    for (int i = 0; i < FC_IN; ++i)
+        for (int j = 0; j < CLASSES; ++j) m.fc_w[j * FC_IN + i] = nn::uniform_f32(rng, -fc_limit, fc_limit);
+    return m;
+}
+
+/// ## Forward pass
+///
+/// ### Convolution, ReLU and max-pooling, in one pass over the image
+///
+/// **Convolution.** Output channel $c$ at pixel $(y, x)$ is the bias plus the
+/// 3×3 neighbourhood of the (zero-padded) input weighted by filter $c$:
+/// $$z_{c,y,x} = b_c + \sum_{u=0}^{2}\sum_{v=0}^{2} w_{c,u,v}\; \tilde x_{y+u,\,x+v},$$
+/// where $\tilde x$ is the padded image (so $\tilde x_{y+u,x+v}$ is pixel
+/// $(y+u-1, x+v-1)$ of the original). **ReLU** keeps the positive part,
+/// $a = \max(z, 0)$. **Max-pooling** keeps the largest of each 2×2 block:
+/// $$p_{c,i,j} = \max_{d_y, d_x \in \{0,1\}} a_{c,\,2i+d_y,\,2j+d_x},$$
+/// and remembers *which* of the four won (its index $2d_y + d_x$, first one on
+/// a tie, as the original), because the backward pass will need it.
+///
+/// **Why the loops run in this order.** The obvious loop puts the 3×3 sum
+/// innermost: nine multiply-adds per output pixel. We turn it inside out. For
+/// one output row we keep two rows of 16 running sums, $z^{e}_k$ for the even
+/// pixels $x = 2k$ and $z^{o}_k$ for the odd ones $x = 2k+1$, and loop over the
+/// nine taps $(u, v)$; innermost, over the 16 lanes $k$, we add one weight
+/// times 16 consecutive inputs. In the split layout the input that tap $v$
+/// needs for pixel $2k$ sits at slot $k$ + `EVEN_OFF[v]` of the framed row
+/// $y+u$, and for pixel $2k+1$ at slot $k$ + `ODD_OFF[v]`:
+///
+/// | tap $v$ | frame column for $x=2k$ | slot | frame column for $x=2k+1$ | slot |
+/// |---|---|---|---|---|
+/// | 0 | $2k$ | $k$ | $2k+1$ | $k+16$ |
+/// | 1 | $2k+1$ | $k+16$ | $2k+2$ | $k+1$ |
+/// | 2 | $2k+2$ | $k+1$ | $2k+3$ | $k+17$ |
+///
+/// So the innermost loop is one weight times one contiguous run of 16 floats,
+/// added to 16 sums: one vector fused multiply-add instruction, with the sums
+/// kept in registers across the nine taps. (Lanes 14 and 15 compute pixels
+/// that do not exist; they are never used.) Two output rows are computed
+/// together, which gives the processor four independent chains of
+/// multiply-adds to overlap, and is exactly what one row of 2×2 pooling needs:
+/// right after, the four candidates of the 14 blocks of the row pair are four
+/// aligned vectors, and the pooling is a handful of vector comparisons. The
+/// 28×28 map of a channel is never written to memory, only its 14×14 pooled
+/// version and the winners' positions.
+///
+/// One sample at a time: `xd` (31, 32) in; out: `pooled` (C, 14, 14), and
+/// `route` (C, 14, 16), what the backward pass needs to know about each
+/// block: 0 if its ReLU was off (the max is 0, no gradient flows), else a
+/// single bit set at the winner's index $2d_y + d_x$ (a bit rather than a
+/// number, so that the backward pass can pick it out with plain arithmetic).
+/// Its rows have 16 lanes like everything else, the last two always 0.
+constexpr int ROUTE = C * PH * HALF;  // routing entries per sample
+constexpr int EVEN_OFF[K] = {0, HALF, 1}, ODD_OFF[K] = {HALF, 1, HALF + 1};
+
+void conv_relu_pool(const Cnn& m, const float* xd, float* pooled, int* route) {
+    for (int c = 0; c < C; ++c) {
+        const float* wc = &m.conv_w[c * K * K];
+        for (int py = 0; py < PH; ++py) {
+            float ze0[HALF], zo0[HALF], ze1[HALF], zo1[HALF];  // rows 2py, 2py+1: even, odd pixels
+            for (int k = 0; k < HALF; ++k) ze0[k] = zo0[k] = ze1[k] = zo1[k] = m.conv_b[c];
+            for (int u = 0; u < K; ++u) {
+                const float w0 = wc[u * K], w1 = wc[u * K + 1], w2 = wc[u * K + 2];
+                const float* r0 = &xd[(2 * py + u) * XD_W];  // framed row 2py+u, for output row 2py
+                const float* r1 = r0 + XD_W;                 // framed row 2py+1+u, for output row 2py+1
+                for (int k = 0; k < HALF; ++k) {  // taps v = 0, 1, 2 at the slots of the table
+                    ze0[k] = std::fma(w2, r0[k + 1], std::fma(w1, r0[HALF + k], std::fma(w0, r0[k], ze0[k])));
+                    zo0[k] = std::fma(w2, r0[HALF + 1 + k], std::fma(w1, r0[k + 1], std::fma(w0, r0[HALF + k], zo0[k])));
+                    ze1[k] = std::fma(w2, r1[k + 1], std::fma(w1, r1[HALF + k], std::fma(w0, r1[k], ze1[k])));
+                    zo1[k] = std::fma(w2, r1[HALF + 1 + k], std::fma(w1, r1[k + 1], std::fma(w0, r1[HALF + k], zo1[k])));
+                }
+            }
+            // ReLU, then the winner of each 2x2 block: the first of d = 2*dy + dx
+            // (even/odd of row 2py, even/odd of row 2py+1) that equals the max.
+            float best[HALF];
+            int* r = &route[(c * PH + py) * HALF];
+            for (int k = 0; k < HALF; ++k) {  // all 16 lanes: one vector; lanes 14, 15 are dropped
+                const float a0 = std::max(ze0[k], 0.0f), a1 = std::max(zo0[k], 0.0f);
+                const float a2 = std::max(ze1[k], 0.0f), a3 = std::max(zo1[k], 0.0f);
+                best[k] = std::max(std::max(a0, a1), std::max(a2, a3));
+                const int which = (a0 != best[k]) * (1 + (a1 != best[k]) * (1 + (a2 != best[k])));
+                r[k] = ((k < PW) * (best[k] > 0.0f)) << which;
+            }
+            for (int k = 0; k < PW; ++k) pooled[c * PH * PW + py * PW + k] = best[k];
+        }
+    }
+}
+
+/// ### The linear layer
+///
+/// Ten scores (*logits*), one per class, each a weighted sum of the 1568
+/// pooled features: $s_j = b_j + \sum_i p_i\, W_{j,i}$. Class $j$'s weights
+/// are a contiguous row, so each score is a dot product of two contiguous
+/// arrays. A dot product is a chain of additions, which the compiler may not
+/// reorder on its own (float addition is not associative); `omp simd
+/// reduction` gives it permission to keep 8 or 16 partial sums in a vector
+/// register and add them up at the end, always in the same way.
+void fc_forward(const Cnn& m, const float* p, float* logits) {  // p: (FC_IN) -> logits: (CLASSES)
+    for (int j = 0; j < CLASSES; ++j) {
+        const float* wj = &m.fc_w[j * FC_IN];
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < FC_IN; ++i) s += p[i] * wj[i];
+        logits[j] = m.fc_b[j] + s;
+    }
+}
+
+/// ### A whole sample, and a batch
+///
+/// The samples of a batch are independent in the forward pass, so the batch
+/// is split between the threads, each sample start to finish on one core:
+/// pad, convolve, pool, score. Every buffer is owned by one sample, so no two
+/// threads ever write to the same place.
+struct Batch {  // one batch's working memory, allocated once
+    int capacity;
+    std::vector<float> xd;       // (B, 31, 32) framed, split images
+    std::vector<float> pooled;   // (B, FC_IN)
+    std::vector<int> route;      // (B, C, 14, 16) per 2x2 block: 0 = ReLU off, else 1 << winner
+    std::vector<float> logits;   // (B, CLASSES), then probabilities
+    std::vector<float> delta;    // (B, CLASSES) dL/dlogits
+    std::vector<float> conv_g;   // (B, C*K*K + C) each sample's conv weight and bias gradient
+    std::vector<uint8_t> label;  // (B)
+};
+
+Batch make_batch(int capacity) {
+    return Batch{capacity,
+                 std::vector<float>(size_t(capacity) * XD_SIZE),
+                 std::vector<float>(size_t(capacity) * FC_IN),
+                 std::vector<int>(size_t(capacity) * ROUTE),
+                 std::vector<float>(size_t(capacity) * CLASSES),
+                 std::vector<float>(size_t(capacity) * CLASSES),
+                 std::vector<float>(size_t(capacity) * (C * K * K + C)),
+                 std::vector<uint8_t>(size_t(capacity))};
+}
+
+/// `idx[b]` is the dataset row of the batch's sample $b$: the original first
+/// copies the rows into a contiguous buffer (`gather_batch`); framing the image
+/// does that copy for us.
+void forward_batch(const Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; ++b) {
+        float* xd = &t.xd[size_t(b) * XD_SIZE];
+        split_pad_image(&data.x[size_t(idx[b]) * H * W], xd);
+        conv_relu_pool(m, xd, &t.pooled[size_t(b) * FC_IN], &t.route[size_t(b) * ROUTE]);
+        fc_forward(m, &t.pooled[size_t(b) * FC_IN], &t.logits[size_t(b) * CLASSES]);
+        t.label[b] = data.y[idx[b]];
+    }
+}
+
+/// ## The loss: softmax and cross-entropy
+///
+/// Softmax turns scores into probabilities, $q_j = e^{s_j} / \sum_k e^{s_k}$
+/// (computed after subtracting the largest score, which changes nothing
+/// mathematically and keeps $e^{s}$ from overflowing). The loss of a sample
+/// with label $y$ is $L = -\log q_y$, and of a batch the mean over its $B$
+/// samples. As derived in the MLP chapter, the gradient of $L$ with respect
+/// to the scores is wonderfully simple:
+/// $$\frac{\partial L}{\partial s_j} = \frac{1}{B}\,\bigl(q_j - [j = y]\bigr).$$
+/// The original clamps $q_y$ at $10^{-9}$ before the logarithm and sums the
+/// batch's losses in `float`; so do we. Returns the batch's summed loss;
+/// `delta` (B, CLASSES) receives $\partial L/\partial s$.
+float softmax_xent(float* logits, const uint8_t* labels, int B, float* delta) {
+    const float scale = 1.0f / float(B);
+    float loss = 0.0f;
+    for (int b = 0; b < B; ++b) {
+        float* q = &logits[b * CLASSES];
+        float mx = q[0];
+        for (int j = 1; j < CLASSES; ++j) mx = std::max(mx, q[j]);
+        float sum = 0.0f;
+        for (int j = 0; j < CLASSES; ++j) q[j] = std::exp(q[j] - mx), sum += q[j];
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < CLASSES; ++j) q[j] *= inv;
+        loss -= std::log(std::max(q[labels[b]], 1e-9f));
+        for (int j = 0; j < CLASSES; ++j) delta[b * CLASSES + j] = (q[j] - (j == labels[b] ? 1.0f : 0.0f)) * scale;
+    }
+    return loss;
+}
+
+/// ## Backward pass
+///
+/// We now walk the network in reverse, turning $\delta = \partial L/\partial s$
+/// into the gradient of every parameter. Write $g_t$ for $\partial L/\partial t$.
+///
+/// ### Linear layer: the gradient that reaches the features
+///
+/// Forward was $s_j = b_j + \sum_i p_i W_{j,i}$. A feature $p_i$ reaches the
+/// loss through all ten scores, so
+/// $$g_{p_i} = \sum_j \delta_j\, W_{j,i}.$$
+///
+/// ### Max-pool and ReLU: routing
+///
+/// A pooled value is a copy of one of four activations, the winner; the other
+/// three did not influence the loss at all (move them a little and the max
+/// does not change). So the gradient of the winner's activation is $g_p$, and
+/// that of the other three is zero: pooling *routes* the gradient back to the
+/// position recorded in `route`. ReLU then passes it on where the activation was
+/// positive and stops it where $z \le 0$ (there $a = 0$ whatever $z$ does).
+/// The winner's activation is the pooled value itself, so the test is simply
+/// $p > 0$. The gradient at the convolution's output, $g_z$, is therefore zero
+/// except at (at most) one position per 2×2 block:
+/// $$g_{z_{c,2i+d_y,2j+d_x}} = \begin{cases} g_{p_{c,i,j}} & \text{if } (d_y,d_x) \text{ won and } p_{c,i,j} > 0,\\ 0 & \text{otherwise.}\end{cases}$$
+///
+/// ### Convolution: weight and bias gradients
+///
+/// Forward was $z_{c,y,x} = b_c + \sum_{u,v} w_{c,u,v}\,\tilde x_{y+u,x+v}$.
+/// The same weight $w_{c,u,v}$ is used at every pixel, so its gradient sums
+/// over every pixel of every sample, each weighted by the input it met there:
+/// $$g_{w_{c,u,v}} = \sum_{b}\sum_{y,x} g_{z_{c,y,x}}\;\tilde x_{y+u,\,x+v},\qquad g_{b_c} = \sum_b\sum_{y,x} g_{z_{c,y,x}}.$$
+/// (This is the first layer, so the gradient with respect to the image itself
+/// is not needed.)
+///
+/// **Computing it.** $g_z$ is zero at three pixels in four at least, which
+/// suggests looping over the winners only; but each winner then needs nine
+/// scattered reads and the loop is full of unpredictable branches. It is
+/// faster to do the dense sum with the same layout as the forward pass: for
+/// each channel, spread the pooled gradients into a map `G` of $g_z$ (28 rows
+/// of 16 even and 16 odd pixels, zeros almost everywhere), and then each of
+/// the nine weight gradients is one long dot product of `G` with the input at
+/// the tap's offsets: for the even half, row $y+u$ at `EVEN_OFF[v]`; for the
+/// odd half, at `ODD_OFF[v]`. Every read is again a contiguous run of 16.
+///
+/// The function below does the per-sample part: $g_p$ (ten stride-1 passes
+/// over the linear weights), then the convolution's gradient of one sample,
+/// written to that sample's own slot of `conv_g` (72 weight gradients, then 8
+/// bias gradients). The slots are added up in sample order afterwards, so the
+/// result does not depend on how the samples were split between threads.
+void route_row(const float* g, const int* r, float* top, float* bottom, float* gb) {
+    for (int k = 0; k < HALF; ++k) {  // each gradient to its winner, zeros elsewhere
+        top[k] = g[k] * float(r[k] & 1);
+        top[HALF + k] = g[k] * float((r[k] >> 1) & 1);
+        bottom[k] = g[k] * float((r[k] >> 2) & 1);
+        bottom[HALF + k] = g[k] * float((r[k] >> 3) & 1);
+        gb[k] += g[k] * float(r[k] != 0);
+    }
+}
+
+void backward_sample(const Cnn& m, const float* xd, const int* route, const float* delta,
+                     float* conv_g) {
+    float gp[FC_IN + 2];  // g_p = sum_j delta_j W_j,: (vectorised along i); 2 spare lanes, see below
+    const float* w = m.fc_w.data();
+    for (int i = 0; i < FC_IN; ++i) {
+        float s = 0.0f;
+        for (int j = 0; j < CLASSES; ++j) s = std::fma(delta[j], w[j * FC_IN + i], s);
+        gp[i] = s;
+    }
+    gp[FC_IN] = gp[FC_IN + 1] = 0.0f;
+    for (int c = 0; c < C; ++c) {
+        float G[H][XD_W];  // g_z of channel c, split: [y][k] even pixel 2k, [y][16+k] odd pixel 2k+1
+        float gb[HALF] = {};
+        for (int py = 0; py < PH; ++py) {
+            // 16 lanes of gradients from a pooled row of 14: lanes 14, 15 read the next row (or
+            // the spare zeros) but their route is 0, so they count for nothing.
+            const float* g = &gp[c * PH * PW + py * PW];
+            const int* r = &route[(c * PH + py) * HALF];
+            route_row(g, r, G[2 * py], G[2 * py + 1], gb);
+        }
+        for (int u = 0; u < K; ++u) {
+            float acc0[HALF] = {}, acc1[HALF] = {}, acc2[HALF] = {};  // taps v = 0, 1, 2: 16 partial sums each
+            for (int y = 0; y < H; ++y) {
+                const float* r = &xd[(y + u) * XD_W];
+                const float* ge = G[y];
+                const float* go = G[y] + HALF;
+                for (int k = 0; k < HALF; ++k) {
+                    acc0[k] = std::fma(go[k], r[HALF + k], std::fma(ge[k], r[k], acc0[k]));
+                    acc1[k] = std::fma(go[k], r[k + 1], std::fma(ge[k], r[HALF + k], acc1[k]));
+                    acc2[k] = std::fma(go[k], r[HALF + 1 + k], std::fma(ge[k], r[k + 1], acc2[k]));
+                }
+            }
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
+            for (int k = 0; k < HALF; ++k) s0 += acc0[k], s1 += acc1[k], s2 += acc2[k];
+            conv_g[c * K * K + u * K + 0] = s0;
+            conv_g[c * K * K + u * K + 1] = s1;
+            conv_g[c * K * K + u * K + 2] = s2;
+        }
+        float sb = 0.0f;
+        for (int k = 0; k < HALF; ++k) sb += gb[k];
+        conv_g[C * K * K + c] = sb;
+    }
+}
+
+/// ### Linear layer: weight and bias gradients, and the update
+///
+/// From $s_j = b_j + \sum_i p_i W_{j,i}$ for every sample $b$ of the batch:
+/// $$g_{W_{j,i}} = \sum_b \delta_{b,j}\, p_{b,i}, \qquad g_{b_j} = \sum_b \delta_{b,j}.$$
+/// (The $1/B$ of the mean is already inside $\delta$.) Plain SGD then moves
+/// each weight against its gradient, $W \leftarrow W - \eta\, g_W$.
+///
+/// This is the biggest gradient (15 680 numbers), and we never store it: each
+/// thread takes whole blocks of features $i$, sums its gradients over the batch
+/// into a small array that stays in cache, and subtracts them from the weights
+/// at once. The inner loop again runs along $i$ with stride 1. It must run
+/// after `backward_sample`, which needs the weights before this update.
+void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
+    constexpr int BLOCK = 196;  // 1568 = 8 blocks of 196 features
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < FC_IN / BLOCK; ++blk)
+        for (int j = 0; j < CLASSES; ++j) {
+            float g[BLOCK] = {};
+            for (int b = 0; b < B; ++b) {
+                const float d = t.delta[b * CLASSES + j];
+                const float* p = &t.pooled[size_t(b) * FC_IN + blk * BLOCK];
+                for (int i = 0; i < BLOCK; ++i) g[i] = std::fma(d, p[i], g[i]);
+            }
+            float* w = &m.fc_w[j * FC_IN + blk * BLOCK];
+            for (int i = 0; i < BLOCK; ++i) w[i] -= lr * g[i];
+        }
+    for (int j = 0; j < CLASSES; ++j) {
+        float gb = 0.0f;
+        for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
+        m.fc_b[j] -= lr * gb;
+    }
+}
+
+/// ### One training step
+///
+/// Forward, loss, backward, update, for one batch of `B` samples whose
+/// dataset rows are `idx[0..B)`. Returns the batch's summed loss.
+float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t, float lr) {
+    forward_batch(m, data, idx, B, t);
+    const float loss = softmax_xent(t.logits.data(), t.label.data(), B, t.delta.data());
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; ++b)
+        backward_sample(m, &t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE],
+                        &t.delta[b * CLASSES], &t.conv_g[size_t(b) * (C * K * K + C)]);
+    fc_backward_update(m, t, B, lr);
+    for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
+        float g = 0.0f;
+        for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
+        float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
+        w -= lr * g;
+    }
+    return loss;
+}
+
+/// ## Training
+///
+/// Every epoch shuffles the order of the 60 000 training images with the
+/// original's Fisher–Yates shuffle, then walks through them in batches of
+/// `batch` (the last batch may be smaller). The epoch's time includes the
+/// shuffle, as in the original, and its loss is the mean over all samples.
+/// The loss is checked after every batch: a `nan` stops the run with a clear
+/// line (see `common.hpp`).
+struct Config {
+    int epochs = 3;
+    int batch = 32;
+    float lr = 0.01f;
+    uint64_t seed = 1;
+    int threads = nn::default_threads();
+    std::string data;
+    std::string log = "logs/training_loss_cnn.txt";
+    std::string save;
+    std::string load;
+    bool eval = false;
+};
+
+std::vector<nn::Tensor> tensors(Cnn& m) {
+    return {{"conv_w", &m.conv_w, {C, K, K, 1}},
+            {"conv_b", &m.conv_b, {C, 1, 1, 1}},
+            {"fc_w", &m.fc_w, {CLASSES, FC_IN, 1, 1}},
+            {"fc_b", &m.fc_b, {CLASSES, 1, 1, 1}}};
+}
+
+double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn::CsvLog& log) {
+    Batch t = make_batch(cfg.batch);
+    std::vector<int> order(train_set.n);
+    for (int i = 0; i < train_set.n; ++i) order[i] = i;
+    double total_secs = 0;
+    for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+        const double t0 = nn::now_seconds();
+        nn::shuffle(rng, order);
+        nn::Progress progress = nn::progress_start();
+        float total_loss = 0.0f;
+        long batch_no = 0;
+        for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
+            const int B = std::min(cfg.batch, train_set.n - start);
+            const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
+            nn::check_loss(loss, epoch, batch_no + 1, cfg.lr);
+            total_loss += loss;
+            nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
+        }
+        nn::progress_end(progress);
+        const float secs = float(nn::now_seconds() - t0);
+        total_secs += secs;
+        const float avg = total_loss / float(train_set.n);
+        std::printf("Epoch %d | loss=%.6f | time=%.3fs\n", epoch, double(avg), double(secs));
+        std::fflush(stdout);
+        nn::log_epoch(log, epoch, avg, secs);
+        if (!cfg.save.empty()) nn::save_model(cfg.save, "cnn", tensors(m));
+    }
+    return total_secs;
+}
+
+/// ## Evaluation
+///
+/// The test set goes through the forward pass only, in batches, and a sample
+/// counts as right when its largest score is the label's (the first largest,
+/// on a tie, as the original). The samples are in their file order; the
+/// per-sample verdicts are added up after the parallel loop, so the count does
+/// not depend on the threads.
+double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions = nullptr) {
+    Batch t = make_batch(batch);
+    std::vector<int> idx(batch);
+    long correct = 0;
+    for (int start = 0; start < test.n; start += batch) {
+        const int B = std::min(batch, test.n - start);
+        for (int b = 0; b < B; ++b) idx[b] = start + b;
+        forward_batch(m, test, idx.data(), B, t);
+        for (int b = 0; b < B; ++b) {
+            const float* s = &t.logits[b * CLASSES];
+            const int guess = int(std::max_element(s, s + CLASSES) - s);
+            correct += guess == test.y[start + b];
+            if (predictions) predictions->push_back(uint8_t(guess));
+        }
+    }
+    return 100.0 * double(correct) / double(test.n);
+}
+
+/// ## The program
+///
+/// Flags, then the original's run: load, train, test, with the original's
+/// printed lines. A model can be saved (`--save`, after every epoch, written
+/// whole or not at all, in the format described in `common.hpp`) and loaded
+/// again to continue training or, with `--eval`, only to be tested.
+///
+/// The last line sums the run up for `make bench`. Its floating-point
+/// operation count is what this program executes per training sample: the
+/// convolution $2\cdot784\cdot8\cdot9$, the linear layer forward, its input
+/// gradient and its weight gradient $3\cdot2\cdot1568\cdot10$, and the
+/// convolution's weight gradient at most $2\cdot1568\cdot9$ (fewer, since
+/// inactive cells are skipped; we count them all): 235 200 per sample.
+[[maybe_unused]] int run(int argc, char** argv) {
+    Config cfg;
+    std::vector<nn::Flag> flags = {
+        {.name = "--epochs", .help = "passes over the training set", .integer = &cfg.epochs, .lo = 1, .hi = 100000},
+        {.name = "--batch", .help = "samples per SGD step", .integer = &cfg.batch, .lo = 1, .hi = 60000},
+        {.name = "--lr", .help = "learning rate", .number = &cfg.lr, .lo = 0, .hi = 1e6},
+        {.name = "--seed", .help = "RNG seed, or 'time' for the clock", .seed = &cfg.seed},
+        {.name = "--threads", .help = "OpenMP threads", .integer = &cfg.threads, .lo = 1, .hi = 1024},
+        {.name = "--data", .help = "MNIST directory (else $MNIST_DIR, else data)", .text = &cfg.data},
+        {.name = "--log", .help = "CSV log of epoch,loss,time ('none': no log)", .text = &cfg.log},
+        {.name = "--save", .help = "save the model here after every epoch", .text = &cfg.save},
+        {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
+        {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
+    };
+    if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
+                         flags))
+        return 0;
+    if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
+    nn::set_threads(cfg.threads);
+
+    std::printf("Loading MNIST...\n");
+    nn::Split train_set, test_set;
+    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set);
+    std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
+
+    Rng rng = nn::rng_new(cfg.seed);
+    Cnn m = init_cnn(rng);
+    if (!cfg.load.empty()) nn::load_model(cfg.load, "cnn", tensors(m));
+    nn::CsvLog log{cfg.log == "none" || cfg.eval ? "" : cfg.log, ""};
+
+    double train_secs = 0;
+    if (!cfg.eval) {
+        std::printf("Training CNN: epochs=%d batch=%d lr=%g\n", cfg.epochs, cfg.batch, double(cfg.lr));
+        std::fflush(stdout);
+        train_secs = train(m, train_set, cfg, rng, log);
+    }
+    std::printf("Testing...\n");
+    const double acc = accuracy(m, test_set, cfg.batch);
+    std::printf("Test Accuracy: %.2f%%\n", acc);
+    const double gflop = cfg.eval ? 0.0 : 235200.0 * train_set.n * cfg.epochs * 1e-9;
+    std::printf("RESULT model=cnn epochs=%d batch=%d lr=%g threads=%d seed=%llu train_s=%.3f acc=%.2f gflop=%.2f\n",
+                cfg.eval ? 0 : cfg.epochs, cfg.batch, double(cfg.lr), cfg.threads, (unsigned long long)cfg.seed,
+                train_secs, acc, gflop);
+    return 0;
+}
+
+}  // namespace
+
+#ifndef NN_TESTING
+int main(int argc, char** argv) { return nn::guarded_main("cnn", run, argc, argv); }
+#endif
