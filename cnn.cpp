@@ -48,8 +48,11 @@ constexpr int CLASSES = 10;
 
 /// ## The data
 ///
-/// `common.hpp` reads MNIST into a `Split`: `x` holds $n$ images of 784 floats
-/// in $[0,1]$, row by row, and `y` their labels.
+/// `common.hpp` reads MNIST into a `Split`: `pixels` holds $n$ images of 784
+/// bytes, row by row, and `y` their labels. The network sees a pixel as a
+/// float in $[0,1]$ (the byte divided by 255, as in the original); we convert
+/// each image when it enters a batch rather than keeping all 60 000 as floats,
+/// which would take 188 MB and a good part of the run's start-up.
 ///
 /// A convolution with padding 1 reads one pixel beyond each edge, where the
 /// image is taken to be zero. The original tests every tap against the
@@ -72,12 +75,12 @@ constexpr int XD_ROWS = H + 2 * PAD, XD_W = 32;  // 30 framed rows of 32 floats
 constexpr int XD_SIZE = (XD_ROWS + 1) * XD_W;    // + one spare row
 constexpr int HALF = 16;                         // slot of the even / odd half
 
-void split_pad_image(const float* x, float* xd) {  // x: (28, 28) -> xd: (31, 32)
+void split_pad_image(const uint8_t* px, float* xd) {  // px: (28, 28) bytes -> xd: (31, 32)
     std::fill(xd, xd + XD_SIZE, 0.0f);
     for (int y = 0; y < H; ++y)
         for (int i = 0; i < W; ++i) {
             const int q = i + PAD;  // column in the frame
-            xd[(y + PAD) * XD_W + q / 2 + HALF * (q % 2)] = x[y * W + i];
+            xd[(y + PAD) * XD_W + q / 2 + HALF * (q % 2)] = nn::pixel(px[y * W + i]);
         }
 }
 
@@ -258,7 +261,7 @@ void forward_batch(const Cnn& m, const nn::Split& data, const int* idx, int B, B
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; ++b) {
         float* xd = &t.xd[size_t(b) * XD_SIZE];
-        split_pad_image(&data.x[size_t(idx[b]) * H * W], xd);
+        split_pad_image(&data.pixels[size_t(idx[b]) * H * W], xd);
         conv_relu_pool(m, xd, &t.pooled[size_t(b) * FC_IN], &t.route[size_t(b) * ROUTE]);
         fc_forward(m, &t.pooled[size_t(b) * FC_IN], &t.logits[size_t(b) * CLASSES]);
         t.label[b] = data.y[idx[b]];
@@ -337,11 +340,25 @@ float softmax_xent(float* logits, const uint8_t* labels, int B, float* delta) {
 /// the tap's offsets: for the even half, row $y+u$ at `EVEN_OFF[v]`; for the
 /// odd half, at `ODD_OFF[v]`. Every read is again a contiguous run of 16.
 ///
-/// The function below does the per-sample part: $g_p$ (ten stride-1 passes
-/// over the linear weights), then the convolution's gradient of one sample,
-/// written to that sample's own slot of `conv_g` (72 weight gradients, then 8
-/// bias gradients). The slots are added up in sample order afterwards, so the
-/// result does not depend on how the samples were split between threads.
+/// The functions below do the per-sample part. `fc_input_grad` computes
+/// $g_p$ (ten stride-1 passes over the linear weights, with two spare zero
+/// lanes at the end, see below). `conv_grad` turns it into the convolution's
+/// gradient of one sample, written to that sample's own slot of `conv_g` (72
+/// weight gradients, then 8 bias gradients); the slots are added up in sample
+/// order afterwards, so the result does not depend on how the samples were
+/// split between threads.
+constexpr int GP_SIZE = FC_IN + 2;
+
+void fc_input_grad(const Cnn& m, const float* delta, float* gp) {  // delta: (CLASSES) -> gp: (FC_IN + 2)
+    const float* w = m.fc_w.data();
+    for (int i = 0; i < FC_IN; ++i) {
+        float s = 0.0f;
+        for (int j = 0; j < CLASSES; ++j) s = std::fma(delta[j], w[j * FC_IN + i], s);
+        gp[i] = s;
+    }
+    gp[FC_IN] = gp[FC_IN + 1] = 0.0f;
+}
+
 void route_row(const float* g, const int* r, float* top, float* bottom, float* gb) {
     for (int k = 0; k < HALF; ++k) {  // each gradient to its winner, zeros elsewhere
         top[k] = g[k] * float(r[k] & 1);
@@ -352,16 +369,7 @@ void route_row(const float* g, const int* r, float* top, float* bottom, float* g
     }
 }
 
-void backward_sample(const Cnn& m, const float* xd, const int* route, const float* delta,
-                     float* conv_g) {
-    float gp[FC_IN + 2];  // g_p = sum_j delta_j W_j,: (vectorised along i); 2 spare lanes, see below
-    const float* w = m.fc_w.data();
-    for (int i = 0; i < FC_IN; ++i) {
-        float s = 0.0f;
-        for (int j = 0; j < CLASSES; ++j) s = std::fma(delta[j], w[j * FC_IN + i], s);
-        gp[i] = s;
-    }
-    gp[FC_IN] = gp[FC_IN + 1] = 0.0f;
+void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g) {
     for (int c = 0; c < C; ++c) {
         float G[H][XD_W];  // g_z of channel c, split: [y][k] even pixel 2k, [y][16+k] odd pixel 2k+1
         float gb[HALF] = {};
@@ -407,7 +415,7 @@ void backward_sample(const Cnn& m, const float* xd, const int* route, const floa
 /// thread takes whole blocks of features $i$, sums its gradients over the batch
 /// into a small array that stays in cache, and subtracts them from the weights
 /// at once. The inner loop again runs along $i$ with stride 1. It must run
-/// after `backward_sample`, which needs the weights before this update.
+/// after `fc_input_grad`, which needs the weights before this update.
 void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
     constexpr int BLOCK = 196;  // 1568 = 8 blocks of 196 features
 #pragma omp parallel for schedule(static)
@@ -437,9 +445,11 @@ float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t,
     forward_batch(m, data, idx, B, t);
     const float loss = softmax_xent(t.logits.data(), t.label.data(), B, t.delta.data());
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; ++b)
-        backward_sample(m, &t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE],
-                        &t.delta[b * CLASSES], &t.conv_g[size_t(b) * (C * K * K + C)]);
+    for (int b = 0; b < B; ++b) {
+        float gp[GP_SIZE];
+        fc_input_grad(m, &t.delta[b * CLASSES], gp);
+        conv_grad(&t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE], gp, &t.conv_g[size_t(b) * (C * K * K + C)]);
+    }
     fc_backward_update(m, t, B, lr);
     for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
         float g = 0.0f;
@@ -568,7 +578,7 @@ double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint
 
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
-    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set);
+    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set, /*floats=*/false);
     std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
 
     Rng rng = nn::rng_new(cfg.seed);

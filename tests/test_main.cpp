@@ -13,7 +13,7 @@ struct Summary : doctest::IReporter {
     void report_query(const doctest::QueryData&) override {}
     void test_run_start() override {}
     void test_run_end(const doctest::TestRunStats& s) override {
-        g_cases = int(s.numTestCases);
+        g_cases = int(s.numTestCasesPassingFilters);
         g_failed = int(s.numTestCasesFailed);
     }
     void test_case_start(const doctest::TestCaseData&) override {}
