@@ -79,6 +79,12 @@ tests/run_tests: $(TEST_SRC) $(wildcard tests/*.hpp) $(addsuffix .cpp,$(PROGRAMS
 test: $(PROGRAMS) tests/run_tests
 	@./tests/run_tests
 
+# The two MLP builds side by side, for `make bench`.
+tests/bench/mlp-builtin: mlp.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS)
+tests/bench/mlp-blas: mlp.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -DNN_BLAS $< -o $@ $(LDFLAGS) $(NN_LIBS) -lopenblas
+
 bench: $(PROGRAMS) data
 	@sh tests/bench/bench.sh
 
@@ -86,4 +92,4 @@ docs:
 	@echo "docs: the tutorial renderer lands with issue #8"
 
 clean:
-	rm -f $(PROGRAMS) tests/run_tests .build-flags tests/bench/peak
+	rm -f $(PROGRAMS) tests/run_tests .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas

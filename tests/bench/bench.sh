@@ -1,0 +1,81 @@
+#!/bin/sh
+# make bench: this machine's fp32 FMA peak, then one line per program run with
+# its default configuration (and the original's other configurations), and,
+# when the PyTorch peers are installed, the same runs of the peers and the
+# speed ratio. Every figure in README.md comes from this script.
+#
+#   PEERS_DIR   where the PyTorch peers live (default ../shared/peers/pytorch);
+#               skipped when absent or when python3 cannot import torch
+#   BENCH_ONLY  space-separated subset of: xor mlp cnn attention peers
+#   BENCH_NATIVE_BLAS=1  unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for ours
+#               and the peers alike (by default OPENBLAS_CORETYPE=Haswell, as on
+#               the project machines: AVX2 kernels only)
+#
+# Times: "whole" is the whole process (start-up, loading MNIST, training,
+# testing), measured from outside; "train" is the program's own training time.
+# GFLOP/s = floating-point operations the training executes (each program
+# counts its own, see its RESULT line) / training seconds.
+set -eu
+cd "$(dirname "$0")/../.."
+CXX=${CXX:-g++}
+PEERS_DIR=${PEERS_DIR:-../shared/peers/pytorch}
+ONLY=${BENCH_ONLY:-xor mlp cnn attention peers}
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+if [ "${BENCH_NATIVE_BLAS:-0}" = 1 ]; then unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; else export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"; fi
+export MNIST_DIR=data   # the verified, unpacked copy that `make data` keeps
+
+$CXX -std=c++20 -O3 -march=native -ffp-contract=fast -fopenmp tests/bench/peak.cpp -o tests/bench/peak
+peak_line=$(./tests/bench/peak)
+peak=$(echo "$peak_line" | awk '{print $2}')
+echo "$(nproc) cores, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}, $(date -u +%Y-%m-%d)"
+echo "$peak_line"
+printf '%-10s %-44s %8s %8s %8s %9s %6s %8s\n' program config whole_s train_s acc% GFLOP/s %peak maxRSS_MB
+
+# run NAME CONFIG-LABEL COMMAND...: time the whole process, parse RESULT
+run() {
+    name=$1; label=$2; shift 2
+    out=$(mktemp)
+    t0=$(date +%s.%N)
+    if ! /usr/bin/time -f 'MAXRSS %M' "$@" >"$out" 2>"$out.err"; then
+        echo "$name: failed: $*"; cat "$out.err"; rm -f "$out" "$out.err"; return 1
+    fi
+    t1=$(date +%s.%N)
+    rss=$(awk '/^MAXRSS/{print $2}' "$out.err")
+    awk -v name="$name" -v label="$label" -v whole="$(echo "$t1 - $t0" | bc)" -v peak="$peak" -v rss="$rss" '
+        /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] } }
+        END { g = (r["train_s"] > 0) ? r["gflop"] / r["train_s"] : 0
+              printf "%-10s %-44s %8.2f %8.3f %8.2f %9.1f %5.1f%% %8.0f\n", name, label, whole, r["train_s"], r["acc"], g, 100 * g / peak, rss / 1024 }' "$out"
+    rm -f "$out" "$out.err"
+}
+
+if want xor && [ -x xor ]; then run xor "2-4-1, 1e6 epochs, lr 0.01" ./xor; fi
+if want mlp && [ -f mlp.cpp ]; then
+    make -s tests/bench/mlp-builtin tests/bench/mlp-blas >/dev/null
+    run mlp "784-512-10, 10 ep, built-in GEMM" ./tests/bench/mlp-builtin --save none --log none
+    run mlp "784-512-10, 10 ep, OpenBLAS" ./tests/bench/mlp-blas --save none --log none
+fi
+if want cnn && [ -x cnn ]; then run cnn "conv3x3x8+pool+fc, 3 ep, batch 32" ./cnn --log none; fi
+if want attention && [ -x attention ]; then
+    run attention "default" ./attention --log none
+    run attention "orig. later: D64 FF128 8 ep sinusoidal" ./attention --log none --d-model 64 --ff 128 --epochs 8 --pos sinusoidal --schedule constant
+    run attention "orig. first: D16 FF32 5 ep random pos" ./attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant
+fi
+
+if want peers && [ -d "$PEERS_DIR" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    echo "PyTorch peers ($PEERS_DIR), each at its best of the two thread settings its README names:"
+    peer() {  # peer NAME ARGS...: best train_s over (OPENBLAS_NUM_THREADS, --threads) = (1, 2) and (2, 1)
+        name=$1; shift
+        best=""
+        for s in "1 2" "2 1"; do
+            set -- $s "$@"; ob=$1; th=$2; shift 2
+            line=$(OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 "$PEERS_DIR/$name.py" --threads "$th" --seed 1 "$@" | grep '^RESULT')
+            ts=$(echo "$line" | sed 's/.*train_s=\([0-9.]*\).*/\1/'); acc=$(echo "$line" | sed 's/.*acc=\([0-9.]*\).*/\1/')
+            echo "  $name $* OPENBLAS_NUM_THREADS=$ob --threads $th: train_s=$ts acc=$acc"
+            if [ -z "$best" ] || [ "$(echo "$ts < $best" | bc)" = 1 ]; then best=$ts; fi
+        done
+        echo "  $name best: $best s"
+    }
+    want cnn && peer cnn
+    want mlp && peer mlp
+    want attention && peer attention --d-model 64 --ff 128 --epochs 8 --pos sinusoidal
+fi
