@@ -77,11 +77,14 @@ constexpr int HALF = 16;                         // slot of the even / odd half
 
 void split_pad_image(const uint8_t* px, float* xd) {  // px: (28, 28) bytes -> xd: (31, 32)
     std::fill(xd, xd + XD_SIZE, 0.0f);
-    for (int y = 0; y < H; ++y)
-        for (int i = 0; i < W; ++i) {
-            const int q = i + PAD;  // column in the frame
-            xd[(y + PAD) * XD_W + q / 2 + HALF * (q % 2)] = nn::pixel(px[y * W + i]);
+    for (int y = 0; y < H; ++y) {
+        float* row = &xd[(y + PAD) * XD_W];
+        const uint8_t* in = &px[y * W];
+        for (int k = 0; k < W / 2; ++k) {
+            row[HALF + k] = nn::pixel(in[2 * k]);  // image column 2k is frame column 2k+1 (odd)
+            row[1 + k] = nn::pixel(in[2 * k + 1]);  // image column 2k+1 is frame column 2k+2 (even)
         }
+    }
 }
 
 /// ## The model
@@ -212,16 +215,23 @@ void conv_relu_pool(const Cnn& m, const float* xd, float* pooled, int* route) {
 /// Ten scores (*logits*), one per class, each a weighted sum of the 1568
 /// pooled features: $s_j = b_j + \sum_i p_i\, W_{j,i}$. Class $j$'s weights
 /// are a contiguous row, so each score is a dot product of two contiguous
-/// arrays. A dot product is a chain of additions, which the compiler may not
-/// reorder on its own (float addition is not associative); `omp simd
-/// reduction` gives it permission to keep 8 or 16 partial sums in a vector
-/// register and add them up at the end, always in the same way.
+/// arrays. A dot product written as one running sum is a chain of dependent
+/// additions, each waiting for the previous one; and the compiler may not
+/// reorder it on its own (float addition is not associative). So we keep the
+/// partial sums ourselves: 16 per class (one vector register), for all ten
+/// classes at once, which gives the processor ten independent chains and
+/// reads each feature once for all ten classes. The 16 partial sums of a class
+/// are added up at the end, always in the same order.
 void fc_forward(const Cnn& m, const float* p, float* logits) {  // p: (FC_IN) -> logits: (CLASSES)
+    float acc[CLASSES][HALF] = {};
+    for (int i0 = 0; i0 < FC_IN; i0 += HALF)  // 1568 = 98 x 16
+        for (int j = 0; j < CLASSES; ++j) {
+            const float* w = &m.fc_w[j * FC_IN + i0];
+            for (int k = 0; k < HALF; ++k) acc[j][k] = std::fma(p[i0 + k], w[k], acc[j][k]);
+        }
     for (int j = 0; j < CLASSES; ++j) {
-        const float* wj = &m.fc_w[j * FC_IN];
         float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int i = 0; i < FC_IN; ++i) s += p[i] * wj[i];
+        for (int k = 0; k < HALF; ++k) s += acc[j][k];
         logits[j] = m.fc_b[j] + s;
     }
 }
@@ -241,6 +251,7 @@ struct Batch {  // one batch's working memory, allocated once
     std::vector<float> delta;    // (B, CLASSES) dL/dlogits
     std::vector<float> conv_g;   // (B, C*K*K + C) each sample's conv weight and bias gradient
     std::vector<uint8_t> label;  // (B)
+    std::vector<float> loss;     // (B) each sample's loss
 };
 
 Batch make_batch(int capacity) {
@@ -251,21 +262,24 @@ Batch make_batch(int capacity) {
                  std::vector<float>(size_t(capacity) * CLASSES),
                  std::vector<float>(size_t(capacity) * CLASSES),
                  std::vector<float>(size_t(capacity) * (C * K * K + C)),
-                 std::vector<uint8_t>(size_t(capacity))};
+                 std::vector<uint8_t>(size_t(capacity)),
+                 std::vector<float>(size_t(capacity))};
 }
 
 /// `idx[b]` is the dataset row of the batch's sample $b$: the original first
 /// copies the rows into a contiguous buffer (`gather_batch`); framing the image
 /// does that copy for us.
+void forward_sample(const Cnn& m, const nn::Split& data, int row, Batch& t, int b) {
+    float* xd = &t.xd[size_t(b) * XD_SIZE];
+    split_pad_image(&data.pixels[size_t(row) * H * W], xd);
+    conv_relu_pool(m, xd, &t.pooled[size_t(b) * FC_IN], &t.route[size_t(b) * ROUTE]);
+    fc_forward(m, &t.pooled[size_t(b) * FC_IN], &t.logits[size_t(b) * CLASSES]);
+    t.label[b] = data.y[row];
+}
+
 void forward_batch(const Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t) {
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; ++b) {
-        float* xd = &t.xd[size_t(b) * XD_SIZE];
-        split_pad_image(&data.pixels[size_t(idx[b]) * H * W], xd);
-        conv_relu_pool(m, xd, &t.pooled[size_t(b) * FC_IN], &t.route[size_t(b) * ROUTE]);
-        fc_forward(m, &t.pooled[size_t(b) * FC_IN], &t.logits[size_t(b) * CLASSES]);
-        t.label[b] = data.y[idx[b]];
-    }
+    for (int b = 0; b < B; ++b) forward_sample(m, data, idx[b], t, b);
 }
 
 /// ## The loss: softmax and cross-entropy
@@ -277,24 +291,20 @@ void forward_batch(const Cnn& m, const nn::Split& data, const int* idx, int B, B
 /// samples. As derived in the MLP chapter, the gradient of $L$ with respect
 /// to the scores is wonderfully simple:
 /// $$\frac{\partial L}{\partial s_j} = \frac{1}{B}\,\bigl(q_j - [j = y]\bigr).$$
-/// The original clamps $q_y$ at $10^{-9}$ before the logarithm and sums the
-/// batch's losses in `float`; so do we. Returns the batch's summed loss;
-/// `delta` (B, CLASSES) receives $\partial L/\partial s$.
-float softmax_xent(float* logits, const uint8_t* labels, int B, float* delta) {
-    const float scale = 1.0f / float(B);
-    float loss = 0.0f;
-    for (int b = 0; b < B; ++b) {
-        float* q = &logits[b * CLASSES];
-        float mx = q[0];
-        for (int j = 1; j < CLASSES; ++j) mx = std::max(mx, q[j]);
-        float sum = 0.0f;
-        for (int j = 0; j < CLASSES; ++j) q[j] = std::exp(q[j] - mx), sum += q[j];
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < CLASSES; ++j) q[j] *= inv;
-        loss -= std::log(std::max(q[labels[b]], 1e-9f));
-        for (int j = 0; j < CLASSES; ++j) delta[b * CLASSES + j] = (q[j] - (j == labels[b] ? 1.0f : 0.0f)) * scale;
-    }
-    return loss;
+/// The original clamps $q_y$ at $10^{-9}$ before the logarithm; so do we.
+/// One sample: `logits` (CLASSES) are turned into probabilities in place,
+/// `delta` (CLASSES) receives $\partial L/\partial s$ with `scale` $= 1/B$, and
+/// the sample's loss $-\log q_y$ is returned (the batch's loss is the sum of
+/// these, added in sample order as the original does, in `float`).
+float softmax_xent(float* q, uint8_t label, float scale, float* delta) {
+    float mx = q[0];
+    for (int j = 1; j < CLASSES; ++j) mx = std::max(mx, q[j]);
+    float sum = 0.0f;
+    for (int j = 0; j < CLASSES; ++j) q[j] = std::exp(q[j] - mx), sum += q[j];
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < CLASSES; ++j) q[j] *= inv;
+    for (int j = 0; j < CLASSES; ++j) delta[j] = (q[j] - (j == label ? 1.0f : 0.0f)) * scale;
+    return -std::log(std::max(q[label], 1e-9f));
 }
 
 /// ## Backward pass
@@ -440,12 +450,19 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
 /// ### One training step
 ///
 /// Forward, loss, backward, update, for one batch of `B` samples whose
-/// dataset rows are `idx[0..B)`. Returns the batch's summed loss.
+/// dataset rows are `idx[0..B)`. Everything up to the convolution's gradient
+/// concerns one sample at a time (the softmax too: $\delta$ of a sample
+/// depends on its own scores only), so it all happens in one parallel loop,
+/// each sample start to finish on one core while its data is still in that
+/// core's cache. Then the linear layer's update, which needs the whole batch;
+/// then the sums, in sample order, of the per-sample losses and convolution
+/// gradients. Returns the batch's summed loss.
 float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t, float lr) {
-    forward_batch(m, data, idx, B, t);
-    const float loss = softmax_xent(t.logits.data(), t.label.data(), B, t.delta.data());
+    const float scale = 1.0f / float(B);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; ++b) {
+        forward_sample(m, data, idx[b], t, b);
+        t.loss[b] = softmax_xent(&t.logits[b * CLASSES], t.label[b], scale, &t.delta[b * CLASSES]);
         float gp[GP_SIZE];
         fc_input_grad(m, &t.delta[b * CLASSES], gp);
         conv_grad(&t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE], gp, &t.conv_g[size_t(b) * (C * K * K + C)]);
@@ -457,6 +474,8 @@ float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t,
         float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
         w -= lr * g;
     }
+    float loss = 0.0f;
+    for (int b = 0; b < B; ++b) loss += t.loss[b];
     return loss;
 }
 

@@ -23,20 +23,6 @@ nn::Split random_split(int n, uint64_t seed) {
     return s;
 }
 
-// The batch's mean loss, in double, for the current parameters.
-double batch_loss(const Cnn& m, const nn::Split& d, const std::vector<int>& idx, Batch& t) {
-    const int B = int(idx.size());
-    forward_batch(m, d, idx.data(), B, t);
-    double loss = 0;
-    for (int b = 0; b < B; ++b) {
-        const float* s = &t.logits[b * CLASSES];
-        double mx = *std::max_element(s, s + CLASSES), sum = 0;
-        for (int j = 0; j < CLASSES; ++j) sum += std::exp(double(s[j]) - mx);
-        loss += std::log(sum) + mx - s[t.label[b]];
-    }
-    return loss / B;
-}
-
 // Relative error with a floor, the usual metric for gradient checks: sane when
 // both values are near zero.
 double rel_err(double a, double b, double floor) { return std::fabs(a - b) / std::max({std::fabs(a), std::fabs(b), floor}); }
@@ -128,7 +114,7 @@ TEST_CASE("cnn: softmax cross-entropy gradient equals its central difference") {
     };
     float q[CLASSES];
     std::copy(logits, logits + CLASSES, q);
-    float loss = softmax_xent(q, &label, 1, delta);
+    float loss = softmax_xent(q, label, 1.0f, delta);
     CHECK(loss == doctest::Approx(loss_at(logits)).epsilon(1e-6));
     for (int j = 0; j < CLASSES; ++j) {
         float up[CLASSES], down[CLASSES];
