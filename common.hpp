@@ -153,13 +153,20 @@ inline uint64_t seed_from_time() {
 /// MNIST file unpacks to 47 MB), so a "zip bomb" costs at most that.
 constexpr size_t GZIP_CAP = size_t(256) << 20;  // 256 MiB
 
-inline std::vector<uint8_t> read_file(const std::string& path) {
+constexpr size_t FILE_CAP = size_t(256) << 20;  // no file we read is larger
+
+inline std::vector<uint8_t> read_file(const std::string& path, size_t cap = FILE_CAP) {
     FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw Error(str(path, ": cannot open (", std::strerror(errno), ")"));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         std::fclose(f);
         throw Error(str(path, ": not a regular file"));
+    }
+    if (size_t(st.st_size) > cap) {
+        std::fclose(f);
+        throw Error(str(path, ": ", size_t(st.st_size), " bytes, more than the ", cap,
+                        " this file can have (refused before reading)"));
     }
     std::vector<uint8_t> bytes(size_t(st.st_size));
     size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
@@ -511,6 +518,9 @@ inline void set_threads(int n) {
 /// one, whole. If anything fails, the temporary file is removed, the old file is
 /// untouched, and the error names the file.
 inline void write_file_atomic(const std::string& path, const void* data, size_t size) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))  // never rename over a device or a directory
+        throw Error(str(path, ": not a regular file; refusing to replace it"));
     std::string tmp = str(path, ".tmp.", getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) throw Error(str(path, ": cannot write (", std::strerror(errno), ")"));
@@ -639,10 +649,13 @@ inline void save_model(const std::string& path, const std::string& model, const 
     write_file_atomic(path, bytes.data(), bytes.size());
 }
 
-/// Loads into the program's tensors (already sized), checking magic, version,
-/// model name, every tensor's name and shape, the length and the checksum.
-inline void load_model(const std::string& path, const std::string& model, const std::vector<Tensor>& ts) {
-    std::vector<uint8_t> b = read_file(path);
+/// Checks a model file's bytes against the program's tensors (names and
+/// shapes) and copies the floats in: magic, version, model name, every
+/// tensor's name and shape, the length and the checksum, each with its own
+/// message. The expected length comes from the program's shapes, never from
+/// the file's header.
+inline void parse_model(const std::vector<uint8_t>& b, const std::string& path, const std::string& model,
+                        const std::vector<Tensor>& ts) {
     if (b.size() < MODEL_HEADER || std::memcmp(b.data(), MODEL_MAGIC, 8) != 0)
         throw Error(str(path, ": not a model file of this project (magic NNCPPMDL expected)"));
     if (get32(&b[8]) != 1) throw Error(str(path, ": model format version ", get32(&b[8]), " (expected 1)"));
@@ -672,6 +685,14 @@ inline void load_model(const std::string& path, const std::string& model, const 
         std::memcpy(t.data->data(), &b[off], t.data->size() * sizeof(float));
         off += t.data->size() * sizeof(float);
     }
+}
+
+/// Loads a model file into the program's tensors. A file much larger than
+/// the model it should hold (past 1 MiB more) is refused before it is read.
+inline void load_model(const std::string& path, const std::string& model, const std::vector<Tensor>& ts) {
+    size_t want = MODEL_HEADER + ts.size() * MODEL_ENTRY + 4;
+    for (const Tensor& t : ts) want += tensor_count(t.dims) * sizeof(float);
+    parse_model(read_file(path, want + (size_t(1) << 20)), path, model, ts);
 }
 
 /// ## Divergence
