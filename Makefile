@@ -33,7 +33,7 @@ endif
 PROGRAMS := $(basename $(wildcard xor.cpp mlp.cpp cnn.cpp attention.cpp))
 TEST_SRC := $(wildcard tests/*.cpp)
 
-.PHONY: all data test bench docs clean deps FORCE
+.PHONY: all data test bench docs fuzz clean deps FORCE
 all: $(PROGRAMS) data
 
 # Rebuild everything when the compiler or flags change (e.g. SANITIZE=1).
@@ -91,5 +91,19 @@ bench: $(PROGRAMS) data
 docs:
 	@echo "docs: the tutorial renderer lands with issue #8"
 
+# Fuzzing (clang's libFuzzer, with address and undefined-behaviour sanitizers):
+# each tests/fuzz/fuzz_*.cpp is one target; `make fuzz` runs each for
+# FUZZ_SECONDS and prints its executions and findings.
+FUZZ_SECONDS ?= 60
+FUZZ_CXX ?= clang++
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.cpp)))
+tests/fuzz/bin/%: tests/fuzz/%.cpp tests/fuzz/fuzz.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS))
+	@mkdir -p tests/fuzz/bin
+	@command -v $(FUZZ_CXX) >/dev/null || { echo "error: $(FUZZ_CXX) not found: apt-get install clang"; exit 1; }
+	$(FUZZ_CXX) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< -o $@ -lz
+fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
+	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
