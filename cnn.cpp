@@ -500,6 +500,15 @@ struct Config {
     bool eval = false;
 };
 
+/// The batch's loss without the original's clamp, for the divergence check
+/// (see `common.hpp`): infinite as soon as one sample's right class has
+/// probability 0. `t.logits` holds the probabilities after the step.
+double true_loss(const Batch& t, int B) {
+    double loss = 0;
+    for (int b = 0; b < B; ++b) loss -= std::log(double(t.logits[b * CLASSES + t.label[b]]));
+    return loss;
+}
+
 std::vector<nn::Tensor> tensors(Cnn& m) {
     return {{"conv_w", &m.conv_w, {C, K, K, 1}},
             {"conv_b", &m.conv_b, {C, 1, 1, 1}},
@@ -521,7 +530,7 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
             const int B = std::min(cfg.batch, train_set.n - start);
             const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
-            nn::check_loss(loss, epoch, batch_no + 1, cfg.lr);
+            nn::check_loss(true_loss(t, B), epoch, batch_no + 1, cfg.lr);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }

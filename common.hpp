@@ -697,11 +697,15 @@ inline void load_model(const std::string& path, const std::string& model, const 
 
 /// ## Divergence
 ///
-/// With too large a learning rate, weights grow until the loss overflows to
-/// infinity and then turns into NaN, and a NaN poisons every number after it.
-/// The programs check the loss after every batch and stop at the first
-/// non-finite one, naming where it happened, rather than train on and print
-/// `nan` as an accuracy.
+/// With too large a learning rate, weights grow until the scores are so far
+/// apart that the right class gets probability exactly 0 (its loss
+/// $-\log 0 = \infty$), or overflow to infinity and turn into NaN, which
+/// poisons every number after it. The programs check the loss after every
+/// batch and stop at the first non-finite one, naming where it happened,
+/// rather than train on and print `nan` as an accuracy. Note that the loss to
+/// check is the true one: the original clamps each probability at $10^{-9}$
+/// before the logarithm, which keeps the *printed* loss finite (at most 20.7
+/// per sample) even when the model has long diverged.
 inline void check_loss(double loss, int epoch, long batch, float lr) {
     if (!std::isfinite(loss))
         throw Error(str("epoch ", epoch, ", batch ", batch, ": the loss is ", loss,
