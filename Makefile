@@ -94,8 +94,50 @@ tests/bench/mlp-blas: mlp.cpp common.hpp .build-flags | deps
 bench: $(PROGRAMS) data
 	@sh tests/bench/bench.sh
 
-docs:
-	@echo "docs: the tutorial renderer lands with issue #8"
+# The tutorial: docs/lit.awk turns each part into Markdown (the rules are in
+# its comments and in docs/intro.md), concatenated into docs/tutorial.md in
+# reading order; pandoc renders that into docs/tutorial.html, one file with
+# the pictures, styles and MathML inside, nothing loaded from the network.
+# The pictures: docs/figures (C++, includes cnn.cpp) draws them from the files
+# committed under docs/data/ (docs/data/README.md names the command that made
+# each) and from MNIST; one whose input is missing is left out, and the page
+# says so in one line. -Wno-restrict: as for the tests (GCC bug 105329).
+DOCS_PARTS := docs/intro.md $(addsuffix .cpp,$(PROGRAMS)) common.hpp docs/results.md
+DOCS_ATTENTION_LOGS := $(wildcard docs/data/attention/*.txt docs/data/attention/*.csv)
+DOCS_MADE := docs/mnist_digits.svg $(if $(wildcard docs/data/bench.txt),docs/bench.md) \
+  $(patsubst docs/data/training_loss_%.txt,docs/loss_%.svg,$(wildcard docs/data/training_loss_*.txt)) \
+  $(if $(wildcard docs/data/cnn.model),docs/cnn_filters.svg docs/cnn_confusion.svg) \
+  $(if $(DOCS_ATTENTION_LOGS),docs/loss_attention.svg) \
+  $(if $(wildcard docs/data/attention/attention.model),docs/attention_map.svg)
+PANDOC_FLAGS := -f markdown-raw_tex -s --toc --toc-depth=2 --mathml --self-contained -H tutorial-style.html \
+  --metadata title="Neural networks from scratch, one C++ file per model" --fail-if-warnings
+
+docs: docs/tutorial.md docs/tutorial.html
+
+docs/tutorial.html: docs/tutorial.md docs/tutorial-style.html
+	@command -v pandoc >/dev/null || { echo "docs: pandoc not found (apt-get install pandoc): wrote docs/tutorial.md only"; exit 1; }
+	cd docs && pandoc $(PANDOC_FLAGS) tutorial.md -o tutorial.tmp.html && mv tutorial.tmp.html tutorial.html
+
+docs/tutorial.md: docs/lit.awk $(DOCS_PARTS) $(DOCS_MADE)
+	awk -f docs/lit.awk $(DOCS_PARTS) > docs/tutorial.tmp.md && mv docs/tutorial.tmp.md $@
+
+docs/figures: docs/figures.cpp cnn.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -Wno-restrict $< -o $@ $(LDFLAGS) $(NN_LIBS)
+
+docs/bench.md: docs/bench.awk docs/data/bench.txt
+	awk -f docs/bench.awk docs/data/bench.txt > docs/bench.tmp.md && mv docs/bench.tmp.md $@
+docs/mnist_digits.svg: docs/figures
+	./docs/figures digits $@
+docs/loss_%.svg: docs/data/training_loss_%.txt docs/figures
+	./docs/figures loss $@ "Training loss: $*" $<
+docs/loss_attention.svg: $(DOCS_ATTENTION_LOGS) docs/figures
+	./docs/figures loss $@ "Training loss: attention" $(DOCS_ATTENTION_LOGS)
+docs/cnn_filters.svg: docs/data/cnn.model docs/figures
+	./docs/figures filters $< $@
+docs/cnn_confusion.svg docs/cnn_eval.md &: docs/data/cnn.model docs/figures
+	./docs/figures confusion $< docs/cnn_confusion.svg docs/cnn_eval.md
+docs/attention_map.svg: docs/data/attention/attention.model attention
+	./attention --load $< --eval --log none --attention-map $@ >/dev/null
 
 # Fuzzing (clang's libFuzzer, with address and undefined-behaviour sanitizers):
 # each tests/fuzz/fuzz_*.cpp is one target; `make fuzz` runs each for
@@ -113,3 +155,4 @@ fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
 clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
+	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/bench.md docs/cnn_eval.md

@@ -120,7 +120,7 @@ double loss(const double* y, const double* yhat) {
 /// **Hidden neuron $j$.** $z_2 = b_2 + \sum_j h_j W_{2,j}$ depends on $h_j$
 /// through $W_{2,j}$, and $h_j = \sigma(z_{1,j})$, so
 /// $$\delta_{1,j} = -\frac{\partial L}{\partial z_{1,j}}
-///   = \Bigl(\sum_o \delta_{2,o} W_{2,jo}\Bigr)\, h_j(1-h_j).$$
+///   = \Big(\sum_o \delta_{2,o} W_{2,jo}\Big)\, h_j(1-h_j).$$
 /// The sum over outputs carries the error back through the same weights that
 /// carried the signal forward; this is the whole of backpropagation.
 ///
@@ -143,7 +143,7 @@ void backward(const Net& net, const double* y, const double* h, const double* yh
 ///
 /// Gradient descent moves every parameter a small step against its gradient:
 /// $\theta \leftarrow \theta - \eta\,\partial L/\partial\theta$, which with our
-/// deltas is $W_{io} \mathrel{+}= \eta\,\delta_o x_i$ and $b_o \mathrel{+}= \eta\,\delta_o$.
+/// deltas is $W_{io} \leftarrow W_{io} + \eta\,\delta_o x_i$ and $b_o \leftarrow b_o + \eta\,\delta_o$.
 /// The original updates after every single sample ("online" or stochastic
 /// gradient descent, the output layer first), not once per epoch.
 void update(double* W, double* b, const double* x, const double* delta, int in, int out, double lr) {

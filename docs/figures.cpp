@@ -1,0 +1,291 @@
+// figures: the tutorial's pictures, drawn as SVG from real data. `make docs`
+// builds it with the programs' flags and runs it once per figure:
+//
+//   docs/figures digits OUT.svg                  the first 16 MNIST test digits and their labels
+//   docs/figures filters MODEL OUT.svg           the CNN's 8 learned 3x3 filters and their biases
+//   docs/figures confusion MODEL OUT.svg OUT.md  the CNN's confusion matrix on the 10 000 test
+//                                                images, and a Markdown sentence quoting its accuracy
+//   docs/figures loss OUT.svg TITLE LOG...       training loss per epoch, one curve per CSV log
+//                                                (rows epoch,loss,seconds, as every program writes)
+//
+// It includes cnn.cpp (whose main is fenced off by NN_TESTING) to reuse the
+// model, its file format and its evaluation, so the confusion matrix counts
+// exactly what the chapter's `accuracy` counts. MNIST is found as the programs
+// find it: $MNIST_DIR, else data/. When it is missing, `digits` and `confusion`
+// say so in one line and write nothing; the page then shows a one-line note in
+// place of the picture (see docs/lit.awk). Every other problem (an unreadable
+// model or log) stops the build with one line naming the file, as in the
+// programs. SVG is plain text: rectangles, paths and text, no scripts, no fonts
+// or images from elsewhere, so pandoc can embed it in the self-contained page.
+#define NN_TESTING
+#include "../cnn.cpp"
+
+#include <cstdarg>
+#include <fstream>
+#include <map>
+
+namespace fig {
+
+// printf into a growing string: an SVG is a few thousand short lines (each
+// under 512 characters; longer text is appended directly).
+void put(std::string& out, const char* fmt, ...) {
+    char buf[512];
+    va_list args;
+    va_start(args, fmt);
+    const int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+    va_end(args);
+    out.append(buf, size_t(std::min<int>(n, int(sizeof buf) - 1)));
+}
+
+std::string svg_open(int width, int height) {
+    std::string s;
+    put(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+           "font-family=\"sans-serif\" font-size=\"12\">\n", width, height, width, height);
+    put(s, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", width, height);
+    return s;
+}
+
+void save(const std::string& path, std::string s, const char* close = "</svg>\n") {
+    s += close;
+    nn::write_file_atomic(path, s.data(), s.size());
+}
+
+// A diverging colour for v in [-1, 1]: blue for negative, white at 0, red for positive.
+std::string diverging(double v) {
+    v = std::max(-1.0, std::min(1.0, v));
+    const int a = int(255 * (1 - std::fabs(v)));
+    char buf[16];
+    std::snprintf(buf, sizeof buf, v >= 0 ? "#ff%02x%02x" : "#%02x%02xff", a, a);
+    return buf;
+}
+
+// v rounded to two decimals, so that printf shows 0.00 and never -0.00.
+double two_places(double v) {
+    v = std::round(v * 100) / 100;
+    return v == 0 ? 0.0 : v;
+}
+
+// The test split, or nothing (and one line saying why) when MNIST is absent.
+bool load_test(nn::Split& test) {
+    const std::string dir = nn::data_dir("");
+    try {
+        nn::find_mnist_file(dir, "t10k-images", "idx3-ubyte");
+        nn::find_mnist_file(dir, "t10k-labels", "idx1-ubyte");
+    } catch (const nn::Error& e) {
+        std::printf("figures: skipped, MNIST not found (%s)\n", e.what());
+        return false;
+    }
+    test = nn::load_split(dir, "t10k", /*floats=*/false);
+    return true;
+}
+
+// ## A row of digits
+//
+// One image is 28x28 bytes; we draw dark ink on white, each pixel a 2x2
+// square. 784 rectangles per digit would make a heavy file, so the pixels are
+// grouped by grey level (16 levels) and each level is one <path> of unit
+// squares, scaled up by the enclosing transform.
+void digits(const std::string& out) {
+    nn::Split test;
+    if (!load_test(test)) return;
+    constexpr int COUNT = 16, SCALE = 2, SIDE = 28 * SCALE, GAP = 8;
+    std::string s = svg_open(COUNT * (SIDE + GAP) + GAP, SIDE + 2 * GAP + 16);
+    for (int i = 0; i < COUNT; ++i) {
+        const uint8_t* px = &test.pixels[size_t(i) * 784];
+        put(s, "<g transform=\"translate(%d,%d) scale(%d)\" shape-rendering=\"crispEdges\">\n", GAP + i * (SIDE + GAP),
+            GAP, SCALE);
+        put(s, "<rect width=\"28\" height=\"28\" fill=\"none\" stroke=\"#ccc\" stroke-width=\"0.5\"/>\n");
+        for (int level = 1; level < 16; ++level) {
+            std::string d;
+            for (int p = 0; p < 784; ++p)
+                if ((px[p] + 8) / 17 == level) put(d, "M%d %dh1v1h-1z", p % 28, p / 28);
+            if (!d.empty()) put(s, "<path fill-opacity=\"%.3f\" d=\"", level / 15.0), s += d + "\"/>\n";
+        }
+        put(s, "</g>\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", GAP + i * (SIDE + GAP) + SIDE / 2,
+            SIDE + 2 * GAP + 8, int(test.y[i]));
+    }
+    save(out, s);
+}
+
+Cnn load_cnn(const std::string& path) {
+    Cnn m;
+    nn::load_model(path, "cnn", tensors(m));
+    return m;
+}
+
+// ## The CNN's filters
+//
+// Each of the 8 filters is a 3x3 stencil; we draw its weights as coloured
+// cells (red positive, blue negative, one scale for all filters, so they can be
+// compared) with the value written in, and the filter's bias below.
+void filters(const std::string& model, const std::string& out) {
+    const Cnn m = load_cnn(model);
+    float most = 0;
+    for (float w : m.conv_w) most = std::max(most, std::fabs(w));
+    constexpr int CELL = 34, SIDE = K * CELL, GAP = 22;
+    std::string s = svg_open(C * (SIDE + GAP) + GAP, SIDE + 70);
+    put(s, "<text x=\"%d\" y=\"16\">weights of the 8 filters, red &gt; 0 &gt; blue (full colour at |w| = %.2f)</text>\n",
+        GAP, double(most));
+    for (int c = 0; c < C; ++c) {
+        const int x0 = GAP + c * (SIDE + GAP), y0 = 28;
+        for (int u = 0; u < K; ++u)
+            for (int v = 0; v < K; ++v) {
+                const double w = m.conv_w[c * K * K + u * K + v];
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#888\" "
+                       "stroke-width=\"0.5\"/>\n", x0 + v * CELL, y0 + u * CELL, CELL, CELL,
+                    diverging(w / most).c_str());
+                put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">%.2f</text>\n",
+                    x0 + v * CELL + CELL / 2, y0 + u * CELL + CELL / 2 + 4, two_places(w));
+            }
+        put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">filter %d</text>\n", x0 + SIDE / 2, y0 + SIDE + 16, c);
+        put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">bias %.2f</text>\n", x0 + SIDE / 2,
+            y0 + SIDE + 30, two_places(m.conv_b[c]));
+    }
+    save(out, s);
+}
+
+// ## The confusion matrix
+//
+// Row = the true digit, column = the network's answer, each cell a count of
+// test images. The diagonal (right answers) is shaded green by the row's
+// share, the rest red relative to the largest mistake, so the few common
+// confusions stand out against the many rare ones. The Markdown sentence
+// carries the accuracy into the page's prose.
+void confusion(const std::string& model, const std::string& out, const std::string& md) {
+    nn::Split test;
+    if (!load_test(test)) return;
+    const Cnn m = load_cnn(model);
+    std::vector<uint8_t> guess;
+    const double acc = accuracy(m, test, 32, &guess);
+    int count[10][10] = {}, row[10] = {}, worst = 0, wi = 0, wj = 1, right = 0;
+    for (int i = 0; i < test.n; ++i) ++count[test.y[i]][guess[i]], ++row[test.y[i]];
+    for (int i = 0; i < 10; ++i)
+        for (int j = 0; j < 10; ++j) {
+            if (i == j) right += count[i][j];
+            else if (count[i][j] > worst) worst = count[i][j], wi = i, wj = j;
+        }
+    constexpr int CELL = 38, X0 = 70, Y0 = 60;
+    std::string s = svg_open(X0 + 10 * CELL + 20, Y0 + 10 * CELL + 20);
+    put(s, "<text x=\"%d\" y=\"18\">CNN on the 10 000 test images: %d right (%.2f%%)</text>\n", X0, right, acc);
+    put(s, "<text x=\"%d\" y=\"40\" text-anchor=\"middle\">predicted digit</text>\n", X0 + 5 * CELL);
+    put(s, "<text transform=\"translate(18,%d) rotate(-90)\" text-anchor=\"middle\">true digit</text>\n",
+        Y0 + 5 * CELL);
+    for (int d = 0; d < 10; ++d) {
+        put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", X0 + d * CELL + CELL / 2, Y0 - 6, d);
+        put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%d</text>\n", X0 - 8, Y0 + d * CELL + CELL / 2 + 4, d);
+    }
+    for (int i = 0; i < 10; ++i)
+        for (int j = 0; j < 10; ++j) {
+            const double share = i == j ? double(count[i][j]) / std::max(row[i], 1) : double(count[i][j]) / std::max(worst, 1);
+            put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" fill-opacity=\"%.3f\" "
+                   "stroke=\"#ddd\"/>\n", X0 + j * CELL, Y0 + i * CELL, CELL, CELL, i == j ? "#2e8b57" : "#c0392b",
+                i == j ? 0.2 + 0.6 * share : 0.8 * share);
+            if (count[i][j])
+                put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%d</text>\n",
+                    X0 + j * CELL + CELL / 2, Y0 + i * CELL + CELL / 2 + 4, count[i][j]);
+        }
+    save(out, s);
+    char pct[16];
+    std::snprintf(pct, sizeof pct, "%.2f%%", acc);
+    const std::string text = nn::str("The committed model `", model, "` answers ", right, " of the ", test.n,
+                                     " test images correctly, **", pct, "**; its most frequent mistake is to read a ",
+                                     wi, " as a ", wj, " (", worst, " times).\n");
+    nn::write_file_atomic(md, text.data(), text.size());
+}
+
+// ## Loss curves
+//
+// One CSV log per curve, rows epoch,loss,seconds (extra columns ignored). The
+// y axis starts at 0 so that curves are compared honestly; ticks fall on
+// round numbers (1, 2 or 5 times a power of ten).
+struct Curve {
+    std::string name;
+    std::vector<double> epoch, loss;
+};
+
+Curve read_log(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) throw nn::Error(nn::str(path, ": cannot read"));
+    Curve c;
+    c.name = path.substr(path.find_last_of('/') + 1);
+    c.name = c.name.substr(0, c.name.rfind('.'));
+    if (c.name.rfind("training_loss_", 0) == 0) c.name = c.name.substr(14);
+    std::string line;
+    for (int no = 1; std::getline(f, line); ++no) {
+        double e = 0, l = 0;
+        char comma = 0;
+        std::istringstream row(line);
+        if (!(row >> e >> comma >> l) || comma != ',' || !std::isfinite(l))
+            throw nn::Error(nn::str(path, ":", no, ": expected epoch,loss,seconds, got '", line, "'"));
+        c.epoch.push_back(e);
+        c.loss.push_back(l);
+    }
+    if (c.epoch.empty()) throw nn::Error(nn::str(path, ": no rows"));
+    return c;
+}
+
+double nice_step(double range, int ticks) {
+    const double raw = range / ticks, p = std::pow(10.0, std::floor(std::log10(raw)));
+    for (double m : {1.0, 2.0, 5.0})
+        if (m * p >= raw) return m * p;
+    return 10 * p;
+}
+
+void loss(const std::string& out, const std::string& title, const std::vector<std::string>& logs) {
+    std::vector<Curve> curves;
+    double max_epoch = 1, max_loss = 0;
+    for (const std::string& p : logs) {
+        curves.push_back(read_log(p));
+        for (double e : curves.back().epoch) max_epoch = std::max(max_epoch, e);
+        for (double l : curves.back().loss) max_loss = std::max(max_loss, l);
+    }
+    const double ystep = nice_step(max_loss, 5), ytop = ystep * std::ceil(max_loss / ystep);
+    const double xstep = std::max(1.0, nice_step(max_epoch, 10));
+    size_t longest = 0;  // the legend's width follows its longest name, at about 7 px a character
+    for (const Curve& c : curves) longest = std::max(longest, c.name.size());
+    constexpr int X0 = 60, Y0 = 34, PW = 400, PH = 160;
+    auto X = [&](double e) { return X0 + PW * (e - 1) / std::max(max_epoch - 1, 1.0); };
+    auto Y = [&](double l) { return Y0 + PH * (1 - l / ytop); };
+    std::string s = svg_open(X0 + PW + 52 + 7 * int(longest), Y0 + PH + 50);
+    put(s, "<text x=\"%d\" y=\"20\">%s</text>\n", X0, title.c_str());
+    put(s, "<path d=\"M%d %dV%dH%d\" fill=\"none\" stroke=\"#333\"/>\n", X0, Y0, Y0 + PH, X0 + PW);
+    for (double l = 0; l <= ytop + 1e-9; l += ystep) {
+        put(s, "<path d=\"M%d %.1fH%d\" stroke=\"#eee\"/>\n", X0 + 1, Y(l), X0 + PW);
+        put(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", X0 - 6, Y(l) + 4, l);
+    }
+    for (double e = 1; e <= max_epoch + 1e-9; e += xstep)
+        put(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", X(e), Y0 + PH + 16, e);
+    put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n", X0 + PW / 2, Y0 + PH + 36);
+    put(s, "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\">mean training loss</text>\n",
+        Y0 + PH / 2);
+    const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    for (size_t k = 0; k < curves.size(); ++k) {
+        const Curve& c = curves[k];
+        const char* col = colours[k % 6];
+        std::string pts;
+        for (size_t i = 0; i < c.epoch.size(); ++i) put(pts, "%.1f,%.1f ", X(c.epoch[i]), Y(c.loss[i]));
+        put(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", col, pts.c_str());
+        for (size_t i = 0; i < c.epoch.size(); ++i)
+            put(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", X(c.epoch[i]), Y(c.loss[i]), col);
+        const int ky = Y0 + 10 + 20 * int(k);  // the legend, right of the plot
+        put(s, "<path d=\"M%d %dh20\" stroke=\"%s\" stroke-width=\"2\"/>\n", X0 + PW + 16, ky, col);
+        put(s, "<text x=\"%d\" y=\"%d\">%s</text>\n", X0 + PW + 42, ky + 4, c.name.c_str());
+    }
+    save(out, s);
+}
+
+int run(int argc, char** argv) {
+    const std::string what = argc > 1 ? argv[1] : "";
+    if (what == "digits" && argc == 3) digits(argv[2]);
+    else if (what == "filters" && argc == 4) filters(argv[2], argv[3]);
+    else if (what == "confusion" && argc == 5) confusion(argv[2], argv[3], argv[4]);
+    else if (what == "loss" && argc >= 5) loss(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
+    else
+        throw nn::Error("usage: figures digits OUT.svg | filters MODEL OUT.svg | confusion MODEL OUT.svg OUT.md | "
+                        "loss OUT.svg TITLE LOG...", 2);
+    return 0;
+}
+
+}  // namespace fig
+
+int main(int argc, char** argv) { return nn::guarded_main("figures", fig::run, argc, argv); }
