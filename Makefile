@@ -33,8 +33,9 @@ endif
 PROGRAMS := $(basename $(wildcard xor.cpp mlp.cpp cnn.cpp attention.cpp))
 TEST_SRC := $(wildcard tests/*.cpp)
 
-.PHONY: all data test bench docs fuzz clean deps FORCE
-all: $(PROGRAMS) data
+.PHONY: all programs data test bench docs fuzz clean deps FORCE
+all: programs data
+programs: $(PROGRAMS)
 
 # Rebuild everything when the compiler or flags change (e.g. SANITIZE=1).
 BUILD_ID = $(CXX) $(CXXFLAGS) $(NN_FLAGS) $(LDFLAGS) BLAS=$(BLAS)
