@@ -952,8 +952,7 @@ void save_model(const Net& net, const std::string& path) {
 /// `--hidden` is named as such), a length other than the header implies, and
 /// values that are not finite or too large for a `float`. Each is one line
 /// that names the file.
-Net load_model(const std::string& path, int H) {
-    std::vector<uint8_t> b = nn::read_file(path);
+Net parse_model(const std::vector<uint8_t>& b, const std::string& path, int H) {
     if (b.size() < 12)
         throw nn::Error(nn::str(path, ": truncated header (", b.size(), " bytes; an MLP model file starts with "
                                       "three 4-byte sizes)"));
@@ -983,6 +982,12 @@ Net load_model(const std::string& path, int H) {
             ++index;
         }
     return net;
+}
+
+/// Reading from disk: a file larger than the model plus a margin is refused
+/// before it is read (see `nn::read_file`).
+Net load_model(const std::string& path, int H) {
+    return parse_model(nn::read_file(path, 12 + 8 * param_count(H) + (size_t(1) << 20)), path, H);
 }
 
 /// ## The program
