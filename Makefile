@@ -149,7 +149,7 @@ FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.cpp)))
 tests/fuzz/bin/%: tests/fuzz/%.cpp tests/fuzz/fuzz.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS))
 	@mkdir -p tests/fuzz/bin
 	@command -v $(FUZZ_CXX) >/dev/null || { echo "error: $(FUZZ_CXX) not found: apt-get install clang"; exit 1; }
-	$(FUZZ_CXX) -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< -o $@ -lz
+	$(FUZZ_CXX) -std=c++20 -O1 -g -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< -o $@ -lz
 fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
