@@ -31,9 +31,11 @@ echo "$(nproc) cores, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}, $(date -u
 echo "$peak_line"
 printf '%-10s %-44s %8s %8s %8s %9s %6s %8s\n' program config whole_s train_s acc% GFLOP/s %peak maxRSS_MB
 
-# run NAME CONFIG-LABEL COMMAND...: time the whole process, parse RESULT
+# run KEY NAME CONFIG-LABEL COMMAND...: time the whole process, parse RESULT;
+# the whole-process seconds are kept under KEY for the ratios at the end.
+ours=$(mktemp)
 run() {
-    name=$1; label=$2; shift 2
+    key=$1; name=$2; label=$3; shift 3
     out=$(mktemp)
     t0=$(date +%s.%N)
     if ! /usr/bin/time -f 'MAXRSS %M' "$@" >"$out" 2>"$out.err"; then
@@ -41,6 +43,7 @@ run() {
     fi
     t1=$(date +%s.%N)
     rss=$(awk '/^MAXRSS/{print $2}' "$out.err")
+    echo "$key $(echo "$t1 - $t0" | bc)" >> "$ours"
     awk -v name="$name" -v label="$label" -v whole="$(echo "$t1 - $t0" | bc)" -v peak="$peak" -v rss="$rss" '
         /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] } }
         END { g = (r["train_s"] > 0) ? r["gflop"] / r["train_s"] : 0
@@ -48,17 +51,17 @@ run() {
     rm -f "$out" "$out.err"
 }
 
-if want xor && [ -x xor ]; then run xor "2-4-1, 1e6 epochs, lr 0.01" ./xor; fi
+if want xor && [ -x xor ]; then run xor xor "2-4-1, 1e6 epochs, lr 0.01" ./xor; fi
 if want mlp && [ -f mlp.cpp ]; then
     make -s tests/bench/mlp-builtin tests/bench/mlp-blas >/dev/null
-    run mlp "784-512-10, 10 ep, built-in GEMM" ./tests/bench/mlp-builtin --save none --log none
-    run mlp "784-512-10, 10 ep, OpenBLAS" ./tests/bench/mlp-blas --save none --log none
+    run mlp-builtin mlp "784-512-10, 10 ep, built-in GEMM" ./tests/bench/mlp-builtin --save none --log none
+    run mlp-blas mlp "784-512-10, 10 ep, OpenBLAS" ./tests/bench/mlp-blas --save none --log none
 fi
-if want cnn && [ -x cnn ]; then run cnn "conv3x3x8+pool+fc, 3 ep, batch 32" ./cnn --log none; fi
+if want cnn && [ -x cnn ]; then run cnn cnn "conv3x3x8+pool+fc, 3 ep, batch 32" ./cnn --log none; fi
 if want attention && [ -x attention ]; then
-    run attention "default" ./attention --log none
-    run attention "orig. later: D64 FF128 8 ep sinusoidal" ./attention --log none --d-model 64 --ff 128 --epochs 8 --pos sinusoidal --schedule constant
-    run attention "orig. first: D16 FF32 5 ep random pos" ./attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant
+    run attention-default attention "default: D64 FF128 8 ep, cosine from 0.1" ./attention --log none
+    run attention-later attention "orig. later: D64 FF128 8 ep sinusoidal lr .01" ./attention --log none --d-model 64 --ff 128 --epochs 8 --pos sinusoidal --schedule constant --lr 0.01
+    run attention-first attention "orig. first: D16 FF32 5 ep random pos" ./attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01
 fi
 
 if want peers && [ -d "$PEERS_DIR" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
@@ -74,8 +77,16 @@ if want peers && [ -d "$PEERS_DIR" ] && /usr/bin/python3 -c 'import torch' 2>/de
             if [ -z "$best" ] || [ "$(echo "$ts < $best" | bc)" = 1 ]; then best=$ts; fi
         done
         echo "  $name best: $best s"
+        echo "$name $best" >> "$ours.peers"
     }
     want cnn && peer cnn
     want mlp && peer mlp
     want attention && peer attention --d-model 64 --ff 128 --epochs 8 --pos sinusoidal
+    echo "Speed ratios, the peer's best training seconds / our whole process (start-up, loading and testing included):"
+    ratio() {  # ratio PEER KEY: print peer / ours
+        p=$(awk -v k="$1" '$1 == k {print $2}' "$ours.peers"); o=$(awk -v k="$2" '$1 == k {print $2}' "$ours")
+        if [ -n "$p" ] && [ -n "$o" ]; then printf '  %-18s %6.2f s vs %6.2f s: %5.1fx\n' "$2" "$p" "$o" "$(echo "$p / $o" | bc -l)"; fi
+    }
+    ratio cnn cnn; ratio mlp mlp-builtin; ratio mlp mlp-blas; ratio attention attention-later; ratio attention attention-default
 fi
+rm -f "$ours" "$ours.peers"
