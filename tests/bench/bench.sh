@@ -33,7 +33,7 @@ printf '%-10s %-44s %8s %8s %8s %9s %6s %8s\n' program config whole_s train_s ac
 
 # run KEY NAME CONFIG-LABEL COMMAND...: time the whole process, parse RESULT;
 # the whole-process seconds are kept under KEY for the ratios at the end.
-ours=$(mktemp)
+ours=$(mktemp); : > "$ours.peers"
 run() {
     key=$1; name=$2; label=$3; shift 3
     out=$(mktemp)
