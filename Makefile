@@ -113,7 +113,7 @@ DOCS_MADE := docs/mnist_digits.svg $(if $(wildcard docs/data/bench.txt),docs/ben
 PANDOC_FLAGS := -f markdown-raw_tex -s --toc --toc-depth=2 --mathml --self-contained -H tutorial-style.html \
   --metadata title="Neural networks from scratch, one C++ file per model" --fail-if-warnings
 
-docs: docs/tutorial.md docs/tutorial.html
+docs: draw docs/tutorial.md docs/tutorial.html
 
 docs/tutorial.html: docs/tutorial.md docs/tutorial-style.html
 	@command -v pandoc >/dev/null || { echo "docs: pandoc not found (apt-get install pandoc): wrote docs/tutorial.md only"; exit 1; }
@@ -138,7 +138,27 @@ docs/cnn_filters.svg: docs/data/cnn.model docs/figures
 docs/cnn_confusion.svg docs/cnn_eval.md &: docs/data/cnn.model docs/figures
 	./docs/figures confusion $< docs/cnn_confusion.svg docs/cnn_eval.md
 docs/attention_map.svg: docs/data/attention/attention.model attention
-	./attention --load $< --eval --log none --attention-map $@ >/dev/null
+	@./attention --load $< --eval --log none --attention-map $@ >/dev/null 2>docs/attention_map.err || \
+	  echo "docs: attention map not drawn: $$(cat docs/attention_map.err)"; rm -f docs/attention_map.err
+
+# The drawing page: docs/draw (C++, includes mlp.cpp) puts the trained MLP
+# (mnist_model.bin, the original's layout) and, when committed, the CNN
+# (docs/data/cnn.model) into docs/draw.template.html with docs/draw.js, giving
+# docs/draw.html, one page with the weights inside; and docs/draw.md, the
+# tutorial's paragraph that links to it (results.md includes it). Without
+# mnist_model.bin, ./mlp trains one first (seconds; passive OpenMP waiting, as
+# mlp.cpp advises on a busy machine); when that fails too (no MNIST), draw.md
+# says in one line that the page was not built, and so does make.
+.PHONY: draw
+draw: docs/draw.html docs/draw.md
+docs/draw: docs/draw.cpp mlp.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -Wno-restrict $< -o $@ $(LDFLAGS) $(NN_LIBS)
+docs/draw.html docs/draw.md &: docs/draw docs/draw.template.html docs/draw.js \
+  $(wildcard mnist_model.bin docs/data/cnn.model) | mlp
+	@[ -f mnist_model.bin ] || OMP_WAIT_POLICY=passive ./mlp --log none >/dev/null 2>docs/draw.tmp.err || true
+	./docs/draw docs/draw.template.html docs/draw.js mnist_model.bin docs/data/cnn.model docs/draw.html docs/draw.md \
+	  "$$(head -n1 docs/draw.tmp.err 2>/dev/null)"; s=$$?; rm -f docs/draw.tmp.err; exit $$s
+docs/tutorial.md: docs/draw.md
 
 # Fuzzing (clang's libFuzzer, with address and undefined-behaviour sanitizers):
 # each tests/fuzz/fuzz_*.cpp is one target; `make fuzz` runs each for
@@ -157,3 +177,4 @@ clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
 	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/bench.md docs/cnn_eval.md
+	rm -f docs/draw docs/draw.html docs/draw.md

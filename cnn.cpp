@@ -498,6 +498,7 @@ struct Config {
     std::string save;
     std::string load;
     bool eval = false;
+    std::string predictions;  // empty: do not write them
 };
 
 /// The batch's loss without the original's clamp, for the divergence check
@@ -571,6 +572,17 @@ double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint
     return 100.0 * double(correct) / double(test.n);
 }
 
+/// **Every answer, for other programs.** `--predictions FILE` writes one line
+/// per test image, `index,label,predicted` (index from 0, in file order), whole
+/// or not at all. The tutorial's drawing page (`make draw`) runs this network
+/// in JavaScript, and its test checks that the page gives the answer this file
+/// gives on every test digit.
+void write_predictions(const std::string& path, const nn::Split& data, const std::vector<uint8_t>& predictions) {
+    std::string text;
+    for (int i = 0; i < data.n; ++i) text += nn::str(i, ",", int(data.y[i]), ",", int(predictions[i]), "\n");
+    nn::write_file_atomic(path, text.data(), text.size());
+}
+
 /// ## The program
 ///
 /// Flags, then the original's run: load, train, test, with the original's
@@ -597,6 +609,7 @@ double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint
         {.name = "--save", .help = "save the model here after every epoch", .text = &cfg.save},
         {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
+        {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
     if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
                          flags))
@@ -621,8 +634,10 @@ double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint
         train_secs = train(m, train_set, cfg, rng, log);
     }
     std::printf("Testing...\n");
-    const double acc = accuracy(m, test_set, cfg.batch);
+    std::vector<uint8_t> predictions;
+    const double acc = accuracy(m, test_set, cfg.batch, &predictions);
     std::printf("Test Accuracy: %.2f%%\n", acc);
+    if (!cfg.predictions.empty()) write_predictions(cfg.predictions, test_set, predictions);
     const double gflop = cfg.eval ? 0.0 : 235200.0 * train_set.n * cfg.epochs * 1e-9;
     std::printf("RESULT model=cnn epochs=%d batch=%d lr=%g threads=%d seed=%llu train_s=%.3f acc=%.2f gflop=%.2f\n",
                 cfg.eval ? 0 : cfg.epochs, cfg.batch, double(cfg.lr), cfg.threads, (unsigned long long)cfg.seed,

@@ -89,6 +89,7 @@ struct Config {
     std::string save = "mnist_model.bin";          // "none": do not save
     std::string load;                              // start from (or --eval) this model
     bool eval = false;
+    std::string predictions;                       // empty: do not write them
 };
 
 /// ## The model
@@ -889,7 +890,8 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
 /// The test images go through the same forward pass in batches (in file
 /// order); the prediction is the class of highest probability, the first one
 /// on a tie. Accuracy in percent, computed in `float` as the original does.
-float test_accuracy(const Net& net, const nn::Split& data, int batch) {
+/// `predictions`, when given, receives every image's answer, in file order.
+float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions = nullptr) {
     const Sparse images = USE_BLAS ? Sparse{} : sparse_images(data);
     Work w = make_work(std::min(batch, data.n), net.H, images);
     std::vector<int> order(data.n);
@@ -905,9 +907,21 @@ float test_accuracy(const Net& net, const nn::Split& data, int batch) {
             for (int k = 1; k < OUT; ++k)
                 if (p[k] > p[best]) best = k;
             correct += best == w.y[b];
+            if (predictions) predictions->push_back(uint8_t(best));
         }
     }
     return float(correct) / float(data.n) * 100.0f;
+}
+
+/// **Every answer, for other programs.** `--predictions FILE` writes one line
+/// per test image, `index,label,predicted` (index from 0, in file order), whole
+/// or not at all. The drawing page of the tutorial (`make draw`, in `docs/`)
+/// runs this network in JavaScript, and its test checks that the page gives
+/// the answer this file gives on every test digit.
+void write_predictions(const std::string& path, const nn::Split& data, const std::vector<uint8_t>& predictions) {
+    std::string text;
+    for (int i = 0; i < data.n; ++i) text += nn::str(i, ",", int(data.y[i]), ",", int(predictions[i]), "\n");
+    nn::write_file_atomic(path, text.data(), text.size());
 }
 
 /// ## Saving and loading
@@ -1015,9 +1029,11 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
     std::printf("Data loading time: %.2f seconds\n", nn::now_seconds() - t0);
     std::printf("Testing neural network...\n");
     const double t1 = nn::now_seconds();
-    const float acc = test_accuracy(net, test, cfg.batch);
+    std::vector<uint8_t> predictions;
+    const float acc = test_accuracy(net, test, cfg.batch, &predictions);
     std::printf("Test Accuracy: %.2f%%\n", double(acc));
     std::printf("Testing time: %.2f seconds\n", nn::now_seconds() - t1);
+    if (!cfg.predictions.empty()) write_predictions(cfg.predictions, test, predictions);
     return 0;
 }
 
@@ -1035,6 +1051,7 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         {.name = "--save", .help = "write the trained model here ('none': do not)", .text = &cfg.save},
         {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model on the test set", .on = &cfg.eval},
+        {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
     if (!nn::parse_flags(argc, argv, "mlp", "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).", flags))
         return 0;
@@ -1073,10 +1090,12 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
 
     std::printf("Testing neural network...\n");
     const double test_start = nn::now_seconds();
-    const float acc = test_accuracy(net, test_set, cfg.batch);
+    std::vector<uint8_t> predictions;
+    const float acc = test_accuracy(net, test_set, cfg.batch, &predictions);
     std::printf("Test Accuracy: %.2f%%\n", double(acc));
     const double test_time = nn::now_seconds() - test_start;
     std::printf("Testing time: %.2f seconds\n", test_time);
+    if (!cfg.predictions.empty()) write_predictions(cfg.predictions, test_set, predictions);
 
     if (cfg.save != "none") {
         std::printf("Saving model...\n");
