@@ -26,20 +26,21 @@
 /// this chapter's engineering is about matrix multiplication. There are two
 /// builds, chosen when compiling:
 ///
-/// - `make BLAS=1 mlp` (the default when OpenBLAS's `cblas.h` is installed)
-///   calls `cblas_sgemm` exactly where the original calls its BLAS;
-/// - `make BLAS=0 mlp` uses the multiplications written in this file: a naive
-///   one to explain and test against, a cache-blocked, vectorised, multi-threaded
-///   one, and a sparse one that exploits the fact that most of an MNIST image is
-///   black.
+/// - `make BLAS=1 mlp` calls OpenBLAS's `cblas_sgemm` exactly where the
+///   original calls its BLAS;
+/// - `make mlp` (or `make BLAS=0 mlp`), the default, uses the multiplications
+///   written in this file: a naive one to explain and test against, a
+///   cache-blocked, vectorised, multi-threaded one, and a sparse one that
+///   exploits the fact that most of an MNIST image is black.
 ///
 /// Both builds compute the same network; they differ only in the order in
 /// which some sums are added up. On this project's two-core machine the
 /// built-in build trains in a little over 3 seconds and the BLAS build in
-/// 6.5 to 7, where the PyTorch peer, which also calls OpenBLAS, needs 6 to 7
+/// 6 to 7, where the PyTorch peer, which also calls OpenBLAS, needs 6 to 9
 /// (`make bench`; the *Results* page has the measured table). The BLAS build
 /// runs its arithmetic closer to the machine's peak; the built-in one wins by
-/// doing a fifth of the arithmetic, as explained below.
+/// doing a fifth of the arithmetic, as explained below, which is why it is the
+/// default.
 #include "common.hpp"
 
 #include <limits>
