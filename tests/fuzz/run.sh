@@ -14,7 +14,7 @@ for t in "$@"; do
     [ -d "corpus/$t" ] && cp -r "corpus/$t/." "$work/" 2>/dev/null
     log=$(mktemp)
     NN_FUZZ_SEEDS="$work" "./bin/$t" -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \
-        -max_len=3300000 -artifact_prefix="findings/$t-" "$work" >"$log" 2>&1
+        -max_len=200000 -artifact_prefix="findings/$t-" "$work" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     found=$(ls findings 2>/dev/null | grep -c "^$t-")
