@@ -437,11 +437,12 @@ inline void set_flag(const Flag& f, const std::string& v) {
     } else if (f.number) {
         char* end = nullptr;
         errno = 0;
-        double x = std::strtod(v.c_str(), &end);
-        if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(x) || !(x > f.lo) ||
-            !(x <= f.hi))
+        const double x = std::strtod(v.c_str(), &end);
+        const float xf = float(x);  // the range applies to the float the program gets: 9e-99 is 0
+        if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(x) || !(xf > f.lo) ||
+            !(xf <= f.hi))
             throw bad();
-        *f.number = float(x);
+        *f.number = xf;
     } else if (f.seed) {
         unsigned long long x = 0;
         auto r = std::from_chars(b, e, x);

@@ -245,6 +245,7 @@ TEST_CASE("flags: every bad command line is one line with exit code 2") {
         {{"--lr", "0"}, "--lr: expected a number > 0 and <= 100, got '0'"},
         {{"--lr", "nan"}, "--lr: expected a number > 0 and <= 100, got 'nan'"},
         {{"--lr", "inf"}, "--lr: expected a number > 0 and <= 100, got 'inf'"},
+        {{"--lr=9e-99"}, "--lr: expected a number > 0 and <= 100, got '9e-99'"},  // 0 as a float (found by fuzz_flags)
         {{"--data", ""}, "--data: expected a non-empty value, got ''"},
         {{"--seed", "-1"}, "--seed: expected a non-negative integer or 'time', got '-1'"},
         {{"--eval=yes"}, "--eval: takes no value, got 'yes'"},
