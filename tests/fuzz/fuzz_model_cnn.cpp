@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    Cnn m;
+    static Cnn m;  // made once: a run reads into it, whatever the last one left there
     try {
         nn::parse_model(bytes_of(data, size), "fuzz.model", "cnn", tensors(m));
     } catch (const nn::Error&) {
