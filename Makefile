@@ -81,7 +81,7 @@ data:
 # end-to-end tests run the programs themselves. -Wno-restrict: GCC 12 warns
 # falsely inside std::string's operator+ at -O3 (GCC bug 105329).
 TEST_OBJ := $(TEST_SRC:.cpp=.o)
-tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS)) .build-flags | deps
+tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS)) docs/draw.cpp .build-flags | deps
 	@echo '#include <doctest/doctest.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 || \
 	  { echo "error: doctest/doctest.h not found: apt-get install doctest-dev"; exit 1; }
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -Wno-restrict $(TEST_BLAS_FLAGS) -c $< -o $@

@@ -25,8 +25,12 @@
 // with the chapter's own load_model and its checks. The CNN's file is read by
 // common.hpp's nn::load_model against the CNN's four tensors, listed below as
 // cnn.cpp's `tensors` lists them: a file of other shapes is refused with a line
-// that names the tensor.
+// that names the tensor. tests/test_draw.cpp includes this file, with
+// NN_TESTING already defined, for its base64 encoder; then there is no main.
+#ifndef NN_TESTING
 #define NN_TESTING
+#define DRAW_MAIN
+#endif
 #include "../mlp.cpp"
 
 #include <cstdio>
@@ -179,4 +183,6 @@ int run(int argc, char** argv) {
 
 }  // namespace draw
 
+#ifdef DRAW_MAIN
 int main(int argc, char** argv) { return nn::guarded_main("draw", draw::run, argc, argv); }
+#endif

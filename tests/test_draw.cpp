@@ -19,6 +19,9 @@
 // chromium, MNIST or a trained model, the cases that need them skip, saying so.
 #include "helpers.hpp"
 
+#define NN_TESTING
+#include "../docs/draw.cpp"  // draw::base64, the encoder the page is built with
+
 #include <sys/stat.h>
 
 namespace {
@@ -55,19 +58,6 @@ bool page_built() {
     if (exists("docs/draw.html")) return true;
     MESSAGE("SKIP: " << th::line(r.out));
     return false;
-}
-
-std::string base64(const uint8_t* p, size_t n) {
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (size_t i = 0; i < n; i += 3) {
-        const uint32_t v = uint32_t(p[i]) << 16 | (i + 1 < n ? uint32_t(p[i + 1]) << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        out += digits[v >> 18 & 63];
-        out += digits[v >> 12 & 63];
-        out += i + 1 < n ? digits[v >> 6 & 63] : '=';
-        out += i + 2 < n ? digits[v & 63] : '=';
-    }
-    return out;
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -278,7 +268,7 @@ TEST_CASE("draw: the page answers as ./mlp and ./cnn do on all 10 000 test digit
 
     // The page's answers: every digit as it is, the first 500 also redrawn.
     const int REDRAW = 500;
-    write_text(th::path("digits.js"), "drawTest(\"" + base64(test.pixels.data(), test.pixels.size()) + "\", " +
+    write_text(th::path("digits.js"), "drawTest(\"" + draw::base64(test.pixels.data(), test.pixels.size()) + "\", " +
                                           std::to_string(REDRAW) + ");\n");
     r = chromium("--dump-dom", page_copy() + "#test=digits.js");
     REQUIRE_MESSAGE(r.code == 0, "chromium: exit " << r.code << "\n" << r.err);
@@ -359,7 +349,7 @@ then(() => {
 TEST_CASE("draw: a screenshot of the page after a digit is drawn") {
     if (!have_chromium() || !th::need_mnist() || !page_built()) return;
     const nn::Split test = nn::load_split(th::mnist_dir(), "t10k", false);
-    const std::string url = page_copy() + "#draw=" + base64(test.pixels.data(), 784);  // test digit 0, a 7
+    const std::string url = page_copy() + "#draw=" + draw::base64(test.pixels.data(), 784);  // test digit 0, a 7
     // The page as it opens, then with the digit drawn: same size, and what
     // changed is the drawing (ink on the pad, its answers in large type) and
     // one green bar per network (#3a9d4f, the answer's colour).
