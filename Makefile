@@ -15,15 +15,62 @@
 #   make BLAS=1       link the MLP against OpenBLAS's cblas_sgemm instead of its
 #                     built-in matrix products (the default, BLAS=0: on MNIST
 #                     the built-in ones skip the black pixels and are faster)
+#   make OPENMP=0     no OpenMP: every program single-threaded (the default is
+#                     OpenMP when the compiler can build with it; see below)
+#   make BUILDDIR=DIR put the programs and tests/run_tests (with its objects)
+#                     under DIR/ instead of here, e.g. a cross build beside the
+#                     native one (README, "Platforms"); `make test` and the
+#                     other targets use the build here
 
 CXX      ?= g++
 CXXFLAGS ?= -O3 -march=native
 LDFLAGS  ?=
 
+# A '#' for the probes below: inside $(shell ...), make 4.3 keeps a '\#' as it
+# is (the compiler then sees '\#include', which -E does not reject), and make
+# 3.81 (macOS) would read a bare '#' as a comment.
+HASH := \#
+
+# OpenMP and cblas: where they come from. macOS (Darwin): Apple's clang refuses
+# -fopenmp, but takes Homebrew's libomp (brew install libomp) through the
+# preprocessor; cblas is part of the Accelerate framework. Elsewhere (Linux):
+# -fopenmp, and OpenBLAS's cblas.
+ifeq ($(shell uname -s),Darwin)
+OMP_PREFIX  := $(shell brew --prefix libomp 2>/dev/null)
+OMP_FLAGS   := -Xpreprocessor -fopenmp -I$(OMP_PREFIX)/include
+OMP_LIBS    := -L$(OMP_PREFIX)/lib -lomp
+BLAS_HEADER := Accelerate/Accelerate.h
+BLAS_LIBS   := -framework Accelerate
+else
+OMP_FLAGS   := -fopenmp
+OMP_LIBS    :=
+BLAS_HEADER := cblas.h
+BLAS_LIBS   := -lopenblas
+endif
+
+# OPENMP=1 builds with OpenMP, OPENMP=0 without: each program then runs on one
+# thread (--threads is accepted and changes nothing but attention's split of
+# a batch, run part after part), with the same bits as --threads 1 of the
+# OpenMP build; -fopenmp-simd keeps the `omp simd` loops vectorised alike.
+# Unset, make asks the compiler once whether it builds and links an OpenMP
+# program, and falls back to OPENMP=0 if not, saying so in one line.
+ifeq ($(origin OPENMP),undefined)
+OPENMP := $(shell printf '$(HASH)include <omp.h>\nint main() { return omp_get_max_threads() < 1; }\n' | \
+  $(CXX) $(OMP_FLAGS) -x c++ - -o /dev/null $(OMP_LIBS) >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(OPENMP),0)
+$(info no OpenMP: building single-threaded ($(CXX) cannot build an OpenMP program; README, "Platforms"))
+endif
+endif
+ifneq ($(OPENMP),1)
+OMP_FLAGS := $(shell echo 'int main() {}' | $(CXX) -fopenmp-simd -x c++ - -o /dev/null >/dev/null 2>&1 && \
+  echo -fopenmp-simd || echo -Wno-unknown-pragmas)
+OMP_LIBS  :=
+endif
+
 # -ffp-contract=off: never fuse a*b+c behind our back, so results do not depend
 # on the compiler; the hot loops ask for fused multiply-adds with std::fma.
-NN_FLAGS := -std=c++20 -fopenmp -ffp-contract=off -Wall -Wextra
-NN_LIBS  := -lz
+NN_FLAGS := -std=c++20 $(OMP_FLAGS) -ffp-contract=off -Wall -Wextra
+NN_LIBS  := -lz $(OMP_LIBS)
 ifeq ($(SANITIZE),1)
 NN_FLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
 endif
@@ -34,39 +81,44 @@ endif
 PROGRAMS := $(basename $(wildcard xor.cpp mlp.cpp cnn.cpp attention.cpp))
 TEST_SRC := $(wildcard tests/*.cpp)
 
+# The prefix of every file the build makes: empty, or DIR/ for BUILDDIR=DIR.
+B := $(if $(BUILDDIR),$(BUILDDIR)/)
+
 .PHONY: all programs data test bench docs fuzz clean deps FORCE
 all: programs data
-programs: $(PROGRAMS)
+programs: $(addprefix $(B),$(PROGRAMS))
 
 # Rebuild everything when the compiler or flags change (e.g. SANITIZE=1).
-BUILD_ID = $(CXX) $(CXXFLAGS) $(NN_FLAGS) $(LDFLAGS) BLAS=$(BLAS)
-.build-flags: FORCE
+BUILD_ID = $(CXX) $(CXXFLAGS) $(NN_FLAGS) $(LDFLAGS) $(NN_LIBS) BLAS=$(BLAS)
+$(B).build-flags: FORCE
+	@mkdir -p $(@D)
 	@echo '$(BUILD_ID)' | cmp -s - $@ || echo '$(BUILD_ID)' > $@
 
 # A missing header stops the build with the Debian package that provides it.
 deps:
 	@echo '#include <zlib.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 || \
 	  { echo "error: zlib.h not found: apt-get install zlib1g-dev"; exit 1; }
-	@echo '#include <omp.h>' | $(CXX) -fopenmp -E -x c++ - >/dev/null 2>&1 || \
-	  { echo "error: omp.h not found: apt-get install libgomp1 (g++) or libomp-dev (clang)"; exit 1; }
+	@[ "$(OPENMP)" != 1 ] || echo '#include <omp.h>' | $(CXX) $(OMP_FLAGS) -E -x c++ - >/dev/null 2>&1 || \
+	  { echo "error: omp.h not found: apt-get install libgomp1 (g++) or libomp-dev (clang), or make OPENMP=0"; exit 1; }
 
-%: %.cpp common.hpp .build-flags | deps
+$(B)%: %.cpp common.hpp $(B).build-flags | deps
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS)
 
-# The MLP calls OpenBLAS's cblas_sgemm with BLAS=1 (Debian: libopenblas-dev),
-# its own matrix products otherwise. The test binary checks both paths against
-# each other whenever cblas.h is installed, whatever BLAS says.
-HAVE_CBLAS := $(shell echo '\#include <cblas.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 && echo 1 || echo 0)
+# The MLP calls OpenBLAS's cblas_sgemm with BLAS=1 (Debian: libopenblas-dev;
+# macOS: Accelerate's), its own matrix products otherwise. The test binary
+# checks both paths against each other whenever cblas.h is installed, whatever
+# BLAS says.
+HAVE_CBLAS := $(shell echo '$(HASH)include <$(BLAS_HEADER)>' | $(CXX) -E -x c++ - >/dev/null 2>&1 && echo 1 || echo 0)
 BLAS ?= 0
 ifeq ($(BLAS),1)
 MLP_FLAGS := -DNN_BLAS
-MLP_LIBS  := -lopenblas
+MLP_LIBS  := $(BLAS_LIBS)
 endif
 ifeq ($(HAVE_CBLAS),1)
 TEST_BLAS_FLAGS := -DNN_BLAS
-TEST_BLAS_LIBS  := -lopenblas
+TEST_BLAS_LIBS  := $(BLAS_LIBS)
 endif
-mlp: mlp.cpp common.hpp .build-flags | deps
+$(B)mlp: mlp.cpp common.hpp $(B).build-flags | deps
 	@if [ "$(BLAS)" = 1 ] && [ "$(HAVE_CBLAS)" != 1 ]; then \
 	  echo "error: BLAS=1 but cblas.h not found: apt-get install libopenblas-dev"; exit 1; fi
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(MLP_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS) $(MLP_LIBS)
@@ -81,12 +133,13 @@ data:
 # end-to-end tests run the programs themselves. -Wno-restrict: GCC 12 warns
 # falsely inside std::string's operator+ at -O3 (GCC bug 105329).
 TEST_OBJ := $(TEST_SRC:.cpp=.o)
-tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS)) docs/draw.cpp .build-flags | deps
+$(B)tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS)) docs/draw.cpp $(B).build-flags | deps
 	@echo '#include <doctest/doctest.h>' | $(CXX) -E -x c++ - >/dev/null 2>&1 || \
 	  { echo "error: doctest/doctest.h not found: apt-get install doctest-dev"; exit 1; }
+	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -Wno-restrict $(TEST_BLAS_FLAGS) -c $< -o $@
 
-tests/run_tests: $(TEST_OBJ)
+$(B)tests/run_tests: $(addprefix $(B),$(TEST_OBJ))
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(TEST_OBJ) -o $@ $(LDFLAGS) $(NN_LIBS) $(TEST_BLAS_LIBS)
 
 test: $(PROGRAMS) tests/run_tests
@@ -96,7 +149,7 @@ test: $(PROGRAMS) tests/run_tests
 tests/bench/mlp-builtin: mlp.cpp common.hpp .build-flags | deps
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $< -o $@ $(LDFLAGS) $(NN_LIBS)
 tests/bench/mlp-blas: mlp.cpp common.hpp .build-flags | deps
-	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -DNN_BLAS $< -o $@ $(LDFLAGS) $(NN_LIBS) -lopenblas
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -DNN_BLAS $< -o $@ $(LDFLAGS) $(NN_LIBS) $(BLAS_LIBS)
 
 bench: $(PROGRAMS) data
 	@sh tests/bench/bench.sh

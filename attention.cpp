@@ -994,8 +994,7 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
                       const nn::Split& data, const int* index, int B, float lr) {
     const int T = int(work.size());
     #pragma omp parallel num_threads(T)
-    {
-        const int u = omp_get_thread_num();
+    for (int u = nn::thread_num(); u < T; u += nn::num_threads()) {  // part u of T, whatever the team size
         const int b0 = int(long(B) * u / T), b1 = int(long(B) * (u + 1) / T);
         const View v = view(s, b0);
         patchify(data.x.data(), index + b0, b1 - b0, v.x, v.blank);
@@ -1193,10 +1192,9 @@ float lr_at(const Config& cfg, long step, long total) {
 /// Every image's forward pass is independent of the others in its batch, so
 /// the accuracy does not depend on the batch size or the thread count.
 void forward_parallel(const Model& m, Acts& s, int B) {
-    const int T = std::min(omp_get_max_threads(), B);
+    const int T = std::min(nn::max_threads(), B);
     #pragma omp parallel num_threads(T)
-    {
-        const int u = omp_get_thread_num();
+    for (int u = nn::thread_num(); u < T; u += nn::num_threads()) {
         const int b0 = int(long(B) * u / T), b1 = int(long(B) * (u + 1) / T);
         forward(m, view(s, b0), b1 - b0);
     }

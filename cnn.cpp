@@ -176,6 +176,13 @@ Cnn init_cnn(Rng& rng) {
 /// Its rows have 16 lanes like everything else, the last two always 0.
 constexpr int ROUTE = C * PH * HALF;  // routing entries per sample
 constexpr int EVEN_OFF[K] = {0, HALF, 1}, ODD_OFF[K] = {HALF, 1, HALF + 1};
+// The table follows from the layout of split_pad_image: frame column f sits
+// at slot f/2 when f is even, HALF + f/2 when odd, so column 2k+v (pixel 2k,
+// tap v) is slot k + slot(v), and column 2k+1+v is slot k + slot(1+v). The
+// kernels below write these offsets out as literals, lane by lane.
+constexpr int frame_slot(int f) { return f % 2 == 0 ? f / 2 : HALF + f / 2; }
+static_assert(EVEN_OFF[0] == frame_slot(0) && EVEN_OFF[1] == frame_slot(1) && EVEN_OFF[2] == frame_slot(2) &&
+              ODD_OFF[0] == frame_slot(1) && ODD_OFF[1] == frame_slot(2) && ODD_OFF[2] == frame_slot(3));
 
 void conv_relu_pool(const Cnn& m, const float* xd, float* pooled, int* route) {
     for (int c = 0; c < C; ++c) {

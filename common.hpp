@@ -495,6 +495,16 @@ inline bool parse_flags(int argc, char** argv, const char* prog, const char* abo
 }
 
 /// `--threads N` sets the OpenMP thread count; the default is every core.
+///
+/// OpenMP is optional: built without it (`make OPENMP=0`, or a compiler that
+/// refuses `-fopenmp`), every `#pragma omp` line is ignored and each loop runs
+/// on one thread, in the same order as thread 0 of a one-thread team, so the
+/// results are the same bits as `--threads 1`. The programs call the OpenMP
+/// runtime only through these five functions, which then answer for a team of
+/// one: thread number 0, team size 1. A region that splits its work into `T`
+/// parts by thread number must therefore not assume it got `T` threads (no
+/// OpenMP program may: the runtime can give fewer); it loops
+/// `for (u = thread_num(); u < T; u += num_threads())`.
 inline int default_threads() {
 #ifdef _OPENMP
     return omp_get_num_procs();
@@ -508,6 +518,30 @@ inline void set_threads(int n) {
     omp_set_num_threads(n);
 #else
     (void)n;
+#endif
+}
+
+inline int max_threads() {  // the team size a parallel region will ask for
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline int thread_num() {  // this thread's number in its team, 0 .. num_threads() - 1
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline int num_threads() {  // the size of the team running this region
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
 #endif
 }
 

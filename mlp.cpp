@@ -45,12 +45,15 @@
 
 #include <limits>
 
-#ifdef NN_BLAS
+#if defined(NN_BLAS) && defined(__APPLE__)
+#include <Accelerate/Accelerate.h>  // macOS: cblas is part of the Accelerate framework
+#elif defined(NN_BLAS)
 #include <cblas.h>
 #endif
 
 namespace {
 
+using nn::max_threads;  // the number of threads a parallel loop will get
 using nn::Rng;
 
 #ifdef NN_BLAS
@@ -286,14 +289,6 @@ void pack_b(bool tb, const float* B, int ldb, int k0, int kc, int n0, int nc, fl
     }
     for (int k = 0; k < kc; ++k)
         for (int c = 0; c < NR; ++c) bp[k * NR + c] = c < nc ? op_at(B, ldb, tb, k0 + k, n0 + c) : 0.0f;
-}
-
-int max_threads() {  // the number of threads a parallel loop will get
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 [[maybe_unused]] void matmul_blocked(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
@@ -1058,7 +1053,7 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
     nn::set_threads(cfg.threads);
-#ifdef NN_BLAS
+#if defined(NN_BLAS) && !defined(__APPLE__)  // (Accelerate has no such call: VECLIB_MAXIMUM_THREADS=1 does it)
     openblas_set_num_threads(1);  // one pool of threads, ours: see "Threads, twice"
 #endif
     const std::string dir = nn::data_dir(cfg.data);
