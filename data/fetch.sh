@@ -12,11 +12,17 @@ set -eu
 cd "$(dirname "$0")"
 MIRRORS="https://ossci-datasets.s3.amazonaws.com/mnist https://storage.googleapis.com/cvdf-datasets/mnist http://yann.lecun.com/exdb/mnist"
 
+if command -v sha256sum >/dev/null; then  # GNU coreutils; macOS has shasum instead
+    sha256() { sha256sum; }
+else
+    sha256() { shasum -a 256; }
+fi
+
 sum_of() {  # SHA-256 of the uncompressed content of $1 (gzip'd or plain)
     if [ "$(head -c 2 "$1" | od -An -tx1 | tr -d ' \n')" = "1f8b" ]; then
-        gzip -dc "$1" | sha256sum | cut -d' ' -f1
+        gzip -dc "$1" | sha256 | cut -d' ' -f1
     else
-        sha256sum "$1" | cut -d' ' -f1
+        sha256 <"$1" | cut -d' ' -f1
     fi
 }
 
