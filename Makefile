@@ -198,5 +198,5 @@ fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
 clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
-	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/tutorial.pdf docs/bench.md docs/cnn_eval.md
+	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/tutorial.pdf docs/tutorial-*.png docs/bench.md docs/cnn_eval.md
 	rm -f docs/draw docs/draw.html docs/draw.md
