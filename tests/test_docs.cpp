@@ -387,8 +387,10 @@ TEST_CASE("docs: the layout in headless Chromium, 1440 and 420 pixels wide") {
     " scrolling=" + scrolling + " sidebar=" + (getComputedStyle(nav).position == "fixed" ? 1 : 0) +
     " overflow=" + (document.documentElement.scrollWidth > innerWidth ? 1 : 0) + " END";
   var h = document.querySelector("#backward-pass-2");
-  while (h && h.previousElementSibling && !(h.previousElementSibling === nav && innerWidth >= 1400))
-    h.previousElementSibling.remove();
+  for (var e = h && h.previousElementSibling, before; e; e = before) {
+    before = e.previousElementSibling;
+    if (!(e === nav && innerWidth >= 1400)) e.remove();
+  }
   document.body.appendChild(out);
 })();
 </script>)";
@@ -403,7 +405,7 @@ TEST_CASE("docs: the layout in headless Chromium, 1440 and 420 pixels wide") {
         const std::string shot = "docs/tutorial-" + std::to_string(width) + ".png";
         std::remove(shot.c_str());
         const th::Run r = th::run(CHROMIUM + "--user-data-dir='" + th::path("chromium") + "' --window-size=" +
-                                  std::to_string(width) + ",1000 --screenshot=" + shot + " --dump-dom 'file://" + page + "'");
+                                  std::to_string(width) + ",1600 --screenshot=" + shot + " --dump-dom 'file://" + page + "'");
         const size_t a = r.out.find("LAYOUT "), b = r.out.find(" END", a);
         REQUIRE_MESSAGE(a != std::string::npos, "chromium: exit " << r.code << "\n" << r.err.substr(0, 2000));
         seen[width] = r.out.substr(a, b - a);
