@@ -4,6 +4,7 @@
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make bench      measure this machine's FMA peak, then time every program
 #   make docs       render the tutorial
+#   make pdf        the tutorial as a PDF (headless Chromium)
 #   make clean      remove what the build made (data/ is kept)
 #
 # CXX, CXXFLAGS and LDFLAGS are yours to override; what the programs need
@@ -84,7 +85,7 @@ TEST_SRC := $(wildcard tests/*.cpp)
 # The prefix of every file the build makes: empty, or DIR/ for BUILDDIR=DIR.
 B := $(if $(BUILDDIR),$(BUILDDIR)/)
 
-.PHONY: all programs data test bench docs fuzz clean deps FORCE
+.PHONY: all programs data test bench docs pdf fuzz clean deps FORCE
 all: programs data
 programs: $(addprefix $(B),$(PROGRAMS))
 
@@ -177,9 +178,24 @@ PANDOC_FLAGS := -f markdown-raw_tex -s --toc --toc-depth=2 --mathml --self-conta
 
 docs: draw docs/tutorial.md docs/tutorial.html
 
-docs/tutorial.html: docs/tutorial.md docs/tutorial-style.html
+docs/tutorial.html: docs/tutorial.md docs/tutorial-style.html docs/links.awk
 	@command -v pandoc >/dev/null || { echo "docs: pandoc not found (apt-get install pandoc): wrote docs/tutorial.md only"; exit 1; }
-	cd docs && pandoc $(PANDOC_FLAGS) tutorial.md -o tutorial.tmp.html && mv tutorial.tmp.html tutorial.html
+	cd docs && pandoc $(PANDOC_FLAGS) tutorial.md -o tutorial.tmp.html && \
+	  awk -f links.awk tutorial.tmp.html tutorial.tmp.html > tutorial.tmp.linked.html && \
+	  mv tutorial.tmp.linked.html tutorial.html && rm tutorial.tmp.html
+
+# The same book as a PDF, for printing and e-readers: headless Chromium prints
+# docs/tutorial.html with its print styles (A4, a page per chapter), no LaTeX.
+CHROMIUM ?= chromium
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+  --disable-sync --no-first-run --no-default-browser-check --mute-audio
+pdf: docs/tutorial.pdf
+docs/tutorial.pdf: docs/tutorial.html
+	@command -v $(CHROMIUM) >/dev/null || { echo "pdf: $(CHROMIUM) not found (apt-get install chromium)"; exit 1; }
+	@d=$$(mktemp -d) && $(CHROMIUM) $(CHROMIUM_FLAGS) --user-data-dir=$$d --no-pdf-header-footer \
+	  --print-to-pdf=docs/tutorial.tmp.pdf "file://$(CURDIR)/docs/tutorial.html" >$$d.log 2>&1; \
+	  s=$$?; [ -s docs/tutorial.tmp.pdf ] || { s=1; tail -n 5 $$d.log; }; rm -rf $$d $$d.log; \
+	  [ $$s = 0 ] && mv docs/tutorial.tmp.pdf $@ && echo "wrote $@" || { rm -f docs/tutorial.tmp.pdf; echo "pdf: chromium failed"; exit 1; }
 
 docs/tutorial.md: docs/lit.awk $(DOCS_PARTS) $(DOCS_MADE)
 	awk -f docs/lit.awk $(DOCS_PARTS) > docs/tutorial.tmp.md && mv docs/tutorial.tmp.md $@
@@ -238,5 +254,5 @@ fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
 clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
-	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/bench.md docs/cnn_eval.md
+	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/tutorial.pdf docs/tutorial-*.png docs/bench.md docs/cnn_eval.md
 	rm -f docs/draw docs/draw.html docs/draw.md

@@ -21,6 +21,25 @@
 # prose. Each file ends its last paragraph or block; a blank line separates it
 # from the next.
 #
+# Pairs, for the side-by-side page. A heading (a prose line starting with `#`,
+# outside a fenced block) stands on its own. The prose after a heading, up to
+# the next code block, and that code block form a pair:
+#
+#   <div class="pair">      the page sets these two side by side
+#   <div class="prose">     (docs/tutorial-style.html); a code host
+#   ...the prose...         shows the Markdown inside as usual
+#   </div>
+#   <div class="code">
+#   ```cpp ...the code... ```
+#   </div>
+#   </div>
+#
+# Prose that no code follows (before a heading, at the end of a file, all of a
+# Markdown file) becomes <div class="text">; code after a heading with no
+# prose before it, a pair whose prose is empty. Each file starts with a
+# comment `<!-- part NAME -->` (NAME: the file's name without its extension)
+# that docs/links.awk reads to know which file's definitions a name means.
+#
 # Two things in the prose depend on what this build produced. Both are looked
 # up in `dir` (default docs), where the page and its pictures live:
 #   - An image `![caption](file.svg)` whose file is not there becomes a
@@ -31,7 +50,7 @@
 #     of Markdown the build generated (the results table, the CNN's accuracy),
 #     or by a one-line note when FILE is missing.
 
-BEGIN { if (dir == "") dir = "docs"; code = "" }
+BEGIN { if (dir == "") dir = "docs"; code = ""; text = ""; fence = "" }
 
 function exists(f,   line) {  # getline returns -1 when the file cannot be opened
     if ((getline line < f) < 0) return 0
@@ -39,19 +58,19 @@ function exists(f,   line) {  # getline returns -1 when the file cannot be opene
     return 1
 }
 
-# Prose: replace images whose file is missing by a note, expand includes.
+# Prose: replace images whose file is missing by a note, expand includes;
+# returns the line(s) to add to the pending prose.
 function prose(s,   out, img, file, line) {
     if (s ~ /^<!-- include [^ ]+ -->$/) {
         file = s
         sub(/^<!-- include /, "", file)
         sub(/ -->$/, "", file)
-        if (!exists(dir "/" file)) {
-            print "*(Not generated yet: " file ". docs/data/README.md names the inputs `make docs` needs.)*"
-            return
-        }
-        while ((getline line < (dir "/" file)) > 0) prose(line)
+        if (!exists(dir "/" file))
+            return "*(Not generated yet: " file ". docs/data/README.md names the inputs `make docs` needs.)*"
+        out = ""
+        while ((getline line < (dir "/" file)) > 0) out = out (out == "" ? "" : "\n") prose(line)
         close(dir "/" file)
-        return
+        return out
     }
     out = ""
     while (match(s, /!\[[^]]*\]\([^) ]+\)/)) {
@@ -64,28 +83,52 @@ function prose(s,   out, img, file, line) {
         out = out substr(s, 1, RSTART - 1) img
         s = substr(s, RSTART + RLENGTH)
     }
-    print out s
+    return out s
 }
 
-# Print the pending code run as one fenced block, without its edge blank lines.
-function flush() {
-    sub(/^([ \t]*\n)+/, "", code)
-    sub(/[ \t\n]+$/, "", code)
-    if (code != "") printf "\n```cpp\n%s\n```\n\n", code
+function trim(s) {
+    sub(/^([ \t]*\n)+/, "", s)
+    sub(/[ \t\n]+$/, "", s)
+    return s
+}
+
+# Print the pending prose and code: a pair when there is code, else the prose
+# alone.
+function flush(   t, c) {
+    t = trim(text)
+    c = trim(code)
+    if (c != "")
+        printf "<div class=\"pair\">\n<div class=\"prose\">\n\n%s%s</div>\n<div class=\"code\">\n\n```cpp\n%s\n```\n\n</div>\n</div>\n\n",
+            t, (t == "" ? "" : "\n\n"), c
+    else if (t != "")
+        printf "<div class=\"text\">\n\n%s\n\n</div>\n\n", t
+    text = ""
     code = ""
 }
 
 FNR == 1 {  # a new file: finish the previous one, note which kind this is
     flush()
-    if (NR > 1) print ""
+    fence = ""
     md = FILENAME ~ /\.md$/
+    part = FILENAME
+    sub(/^.*\//, "", part)
+    sub(/\.[a-z]+$/, "", part)
+    printf "<!-- part %s -->\n\n", part
 }
 
 md || /^[ \t]*\/\/\/( |$)/ {
-    flush()
     line = $0
     if (!md) sub(/^[ \t]*\/\/\/ ?/, "", line)
-    prose(line)
+    if (code != "" && code !~ /^[ \t\n]*$/) flush()
+    code = ""
+    if (fence == "" && match(line, /^(```|~~~)/)) fence = substr(line, 1, 3)
+    else if (fence != "" && index(line, fence) == 1) fence = ""
+    else if (fence == "" && line ~ /^#+ /) {  # a heading stands alone
+        flush()
+        print line "\n"
+        next
+    }
+    text = text "\n" prose(line)
     next
 }
 
@@ -93,4 +136,4 @@ md || /^[ \t]*\/\/\/( |$)/ {
 
 { code = code (code == "" ? "" : "\n") $0 }
 
-END { flush(); print "" }
+END { flush() }
