@@ -185,14 +185,15 @@ docs/tutorial.html: docs/tutorial.md docs/tutorial-style.html docs/links.awk
 	  mv tutorial.tmp.linked.html tutorial.html && rm tutorial.tmp.html
 
 # The same book as a PDF, for printing and e-readers: headless Chromium prints
-# docs/tutorial.html with its print styles (A4, a page per chapter), no LaTeX.
+# docs/tutorial.html with its print styles (A4, a page per chapter), no LaTeX;
+# tagged (readers can reflow it) and with the headings as bookmarks.
 CHROMIUM ?= chromium
 CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
   --disable-sync --no-first-run --no-default-browser-check --mute-audio
 pdf: docs/tutorial.pdf
 docs/tutorial.pdf: docs/tutorial.html
 	@command -v $(CHROMIUM) >/dev/null || { echo "pdf: $(CHROMIUM) not found (apt-get install chromium)"; exit 1; }
-	@d=$$(mktemp -d) && $(CHROMIUM) $(CHROMIUM_FLAGS) --user-data-dir=$$d --no-pdf-header-footer \
+	@d=$$(mktemp -d) && $(CHROMIUM) $(CHROMIUM_FLAGS) --user-data-dir=$$d --no-pdf-header-footer --generate-pdf-document-outline \
 	  --print-to-pdf=docs/tutorial.tmp.pdf "file://$(CURDIR)/docs/tutorial.html" >$$d.log 2>&1; \
 	  s=$$?; [ -s docs/tutorial.tmp.pdf ] || { s=1; tail -n 5 $$d.log; }; rm -rf $$d $$d.log; \
 	  [ $$s = 0 ] && mv docs/tutorial.tmp.pdf $@ && echo "wrote $@" || { rm -f docs/tutorial.tmp.pdf; echo "pdf: chromium failed"; exit 1; }

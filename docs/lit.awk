@@ -34,6 +34,8 @@
 #   </div>
 #   </div>
 #
+# A code block of more than 40 lines is <div class="code long">: printed, it
+# may break across pages (a shorter one moves whole to the next page).
 # Prose that no code follows (before a heading, at the end of a file, all of a
 # Markdown file) becomes <div class="text">; code after a heading with no
 # prose before it, a pair whose prose is empty. Each file starts with a
@@ -50,7 +52,7 @@
 #     of Markdown the build generated (the results table, the CNN's accuracy),
 #     or by a one-line note when FILE is missing.
 
-BEGIN { if (dir == "") dir = "docs"; code = ""; text = ""; fence = "" }
+BEGIN { if (dir == "") dir = "docs"; code = ""; text = ""; fence = ""; LONG = 40 }
 
 function exists(f,   line) {  # getline returns -1 when the file cannot be opened
     if ((getline line < f) < 0) return 0
@@ -94,12 +96,13 @@ function trim(s) {
 
 # Print the pending prose and code: a pair when there is code, else the prose
 # alone.
-function flush(   t, c) {
+function flush(   t, c, lines) {
     t = trim(text)
     c = trim(code)
+    lines = split(c, unused, "\n")
     if (c != "")
-        printf "<div class=\"pair\">\n<div class=\"prose\">\n\n%s%s</div>\n<div class=\"code\">\n\n```cpp\n%s\n```\n\n</div>\n</div>\n\n",
-            t, (t == "" ? "" : "\n\n"), c
+        printf "<div class=\"pair\">\n<div class=\"prose\">\n\n%s%s</div>\n<div class=\"%s\">\n\n```cpp\n%s\n```\n\n</div>\n</div>\n\n",
+            t, (t == "" ? "" : "\n\n"), (lines > LONG ? "code long" : "code"), c
     else if (t != "")
         printf "<div class=\"text\">\n\n%s\n\n</div>\n\n", t
     text = ""
