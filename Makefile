@@ -154,7 +154,8 @@ docs/attention_map.svg: docs/attention_map.csv docs/figures
 
 # The drawing page: docs/draw (C++, includes mlp.cpp) puts the trained MLP
 # (mnist_model.bin, the original's layout) and, when committed, the CNN
-# (docs/data/cnn.model) into docs/draw.template.html with docs/draw.js, giving
+# (docs/data/cnn.model) and the attention model (docs/data/attention/
+# attention.model) into docs/draw.template.html with docs/draw.js, giving
 # docs/draw.html, one page with the weights inside; and docs/draw.md, the
 # tutorial's paragraph that links to it (results.md includes it). Without
 # mnist_model.bin, ./mlp trains one first (seconds; passive OpenMP waiting, as
@@ -165,9 +166,10 @@ draw: docs/draw.html docs/draw.md
 docs/draw: docs/draw.cpp mlp.cpp common.hpp .build-flags | deps
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -Wno-restrict $< -o $@ $(LDFLAGS) $(NN_LIBS)
 docs/draw.html docs/draw.md &: docs/draw docs/draw.template.html docs/draw.js \
-  $(wildcard mnist_model.bin docs/data/cnn.model) | mlp
+  $(wildcard mnist_model.bin docs/data/cnn.model docs/data/attention/attention.model) | mlp
 	@[ -f mnist_model.bin ] || OMP_WAIT_POLICY=passive ./mlp --log none >/dev/null 2>docs/draw.tmp.err || true
-	./docs/draw docs/draw.template.html docs/draw.js mnist_model.bin docs/data/cnn.model docs/draw.html docs/draw.md \
+	./docs/draw docs/draw.template.html docs/draw.js mnist_model.bin docs/data/cnn.model \
+	  docs/data/attention/attention.model docs/draw.html docs/draw.md \
 	  "$$(head -n1 docs/draw.tmp.err 2>/dev/null)"; s=$$?; rm -f docs/draw.tmp.err; exit $$s
 docs/tutorial.md: docs/draw.md
 

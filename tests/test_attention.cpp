@@ -619,3 +619,24 @@ TEST_CASE("attention: end to end on 2000 MNIST images: learns, saves, evaluates,
     CHECK(th::count_lines(wrong.err) == 1);
     CHECK(wrong.err.find("--d-model") != std::string::npos);
 }
+
+// For tests/test_draw.cpp, which checks the drawing page's attention model
+// against this program: attention.cpp's own forward pass on one image of 784
+// bytes, with the default widths; out come the attention matrix A (49, 49),
+// query i in row i (the program keeps it transposed), and the probabilities.
+namespace probe {
+void attention(const std::string& model, const uint8_t* image, std::vector<float>& A, std::vector<float>& p) {
+    Model m = zero_model(64, 128);
+    load(model, m);
+    std::vector<float> img(IMG);
+    for (int i = 0; i < IMG; ++i) img[i] = nn::pixel(image[i]);
+    Acts s = make_acts(1, m.D, m.F);
+    const int index = 0;
+    patchify(img.data(), &index, 1, s.x.data(), s.blank.data());
+    forward(m, view(s, 0), 1);
+    A.assign(size_t(N) * N, 0.0f);
+    for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) A[i * N + j] = s.at[j * NPAD + i];
+    p.assign(s.p.begin(), s.p.begin() + CLASSES);
+}
+}  // namespace probe
