@@ -128,55 +128,73 @@ function cnnForward(x) {
 //   H = relu(O W1 + b1)                 (49, F)
 //   m = mean_t(H) W2 + b2               (D)      the chapter's exact shortcut: mean first
 //   p = softmax(m Wc + bc)              (10)
-// A blank patch (all 16 pixels 0) has the same E row, and so the same Q, K,
-// V rows, in every image: those are computed once, on first use (`blankQKV`),
-// which saves most of the work on MNIST's black borders.
-const blankQKV = [];
+// Two savings, exact in real arithmetic (only float64 rounding differs):
+// O W1 = (A V) W1 = A (V W1), so each token's V row is multiplied by W1 once
+// (`vw`, 49 x F) and H is A times that, which skips O; and a blank patch (all
+// 16 pixels 0) has the same E row, so the same Q, K, V and V W1 rows, in every
+// image: those are computed once, on first use (`blankRows`), which saves
+// most of the work on MNIST's black borders.
+const blankRows = [];
 function attentionForward(x) {
   const { D, F } = att, D3 = 3 * D;
-  const qkv = new Float64Array(N * D3);
-  const e = new Float64Array(D);
+  const We = att.w_patch, be = att.b_patch, pos = att.pos, Wqkv = att.w_qkv, bqkv = att.b_qkv, W1 = att.w_ff1;
+  const qkv = new Float64Array(N * D3), vw = new Float64Array(N * F);
+  const e = new Float64Array(D), patch = new Float64Array(P);
   for (let t = 0; t < N; ++t) {
     const py = Math.floor(t / GRID), px = t % GRID;
-    const patch = [];
-    for (let dy = 0; dy < PATCH; ++dy)
-      for (let dx = 0; dx < PATCH; ++dx) patch.push(x[(py * PATCH + dy) * 28 + px * PATCH + dx]);
-    const blank = patch.every(v => v === 0);
-    if (blank && blankQKV[t]) { qkv.set(blankQKV[t], t * D3); continue; }
-    for (let d = 0; d < D; ++d) e[d] = att.b_patch[d] + att.pos[t * D + d];
+    let blank = true;
     for (let j = 0; j < P; ++j) {
-      if (patch[j] === 0) continue;
-      for (let d = 0; d < D; ++d) e[d] += patch[j] * att.w_patch[j * D + d];
+      patch[j] = x[(py * PATCH + (j >> 2)) * 28 + px * PATCH + (j & 3)];
+      if (patch[j] !== 0) blank = false;
+    }
+    if (blank && blankRows[t]) {
+      qkv.set(blankRows[t].qkv, t * D3);
+      vw.set(blankRows[t].vw, t * F);
+      continue;
+    }
+    for (let d = 0; d < D; ++d) e[d] = be[d] + pos[t * D + d];
+    for (let j = 0; j < P; ++j) {
+      const xj = patch[j];
+      if (xj === 0) continue;
+      for (let d = 0; d < D; ++d) e[d] += xj * We[j * D + d];
     }
     const row = qkv.subarray(t * D3, (t + 1) * D3);
-    row.set(att.b_qkv);
+    row.set(bqkv);
     for (let d = 0; d < D; ++d) {
-      const ed = e[d] > 0 ? e[d] : 0;              // relu
-      if (ed === 0) continue;
-      for (let c = 0; c < D3; ++c) row[c] += ed * att.w_qkv[d * D3 + c];
+      const ed = e[d];
+      if (!(ed > 0)) continue;                     // relu: 0 adds nothing
+      const w = d * D3;
+      for (let c = 0; c < D3; ++c) row[c] += ed * Wqkv[w + c];
     }
-    if (blank) blankQKV[t] = Float64Array.from(row);
+    const vwt = vw.subarray(t * F, (t + 1) * F);   // V_t W1
+    for (let d = 0; d < D; ++d) {
+      const v = row[2 * D + d], w = d * F;
+      for (let f = 0; f < F; ++f) vwt[f] += v * W1[w + f];
+    }
+    if (blank) blankRows[t] = { qkv: Float64Array.from(row), vw: Float64Array.from(vwt) };
   }
-  const A = new Float64Array(N * N), scale = 1 / Math.sqrt(D);
+  const A = new Float64Array(N * N), scale = 1 / Math.sqrt(D), s = new Float64Array(N);
   for (let i = 0; i < N; ++i) {                    // scores, then the row's softmax
-    const s = new Float64Array(N);
+    const qi = i * D3;
+    let top = -Infinity;
     for (let j = 0; j < N; ++j) {
+      const kj = j * D3 + D;
       let dot = 0;
-      for (let d = 0; d < D; ++d) dot += qkv[i * D3 + d] * qkv[j * D3 + D + d];
+      for (let d = 0; d < D; ++d) dot += qkv[qi + d] * qkv[kj + d];
       s[j] = dot * scale;
+      if (s[j] > top) top = s[j];
     }
-    A.set(softmax(s), i * N);
+    let sum = 0;
+    for (let j = 0; j < N; ++j) sum += (s[j] = Math.exp(s[j] - top));
+    for (let j = 0; j < N; ++j) A[i * N + j] = s[j] / sum;
   }
-  const hbar = new Float64Array(F), o = new Float64Array(D), h = new Float64Array(F);
-  for (let i = 0; i < N; ++i) {
-    o.fill(0);                                     // O_i = sum_j A_ij V_j
+  const hbar = new Float64Array(F), h = new Float64Array(F);
+  for (let i = 0; i < N; ++i) {                    // H_i = relu(b1 + sum_j A_ij (V W1)_j), summed into hbar
+    h.set(att.b_ff1);
     for (let j = 0; j < N; ++j) {
-      const a = A[i * N + j];
-      for (let d = 0; d < D; ++d) o[d] += a * qkv[j * D3 + 2 * D + d];
+      const a = A[i * N + j], w = j * F;
+      for (let f = 0; f < F; ++f) h[f] += a * vw[w + f];
     }
-    h.set(att.b_ff1);                              // H_i = relu(O_i W1 + b1), summed into hbar
-    for (let d = 0; d < D; ++d)
-      for (let f = 0; f < F; ++f) h[f] += o[d] * att.w_ff1[d * F + f];
     for (let f = 0; f < F; ++f) if (h[f] > 0) hbar[f] += h[f] / N;
   }
   const m = Float64Array.from(att.b_ff2);
@@ -254,8 +272,8 @@ function colour(name) {
   return [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
 }
 function mix(a, b, t) {   // the colour t of the way from a to b, t in [0, 1]
-  t = Math.max(0, Math.min(1, t));
-  return [0, 1, 2].map(i => Math.round(a[i] + (b[i] - a[i]) * t));
+  t = t < 0 ? 0 : t > 1 ? 1 : t;
+  return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
 }
 let C_PAPER, C_INK, C_HOT, C_POS, C_NEG;
 function readColours() {
@@ -267,8 +285,11 @@ readColours();
 // CSS size does the magnification (pixelated).
 function paintCells(canvas, w, h, rgb) {
   const ctx = canvas.getContext("2d");
-  const im = ctx.createImageData(w, h);
-  for (let i = 0; i < w * h; ++i) im.data.set([...rgb(i), 255], 4 * i);
+  const im = ctx.createImageData(w, h), px = im.data;  // a Uint8ClampedArray: it rounds
+  for (let i = 0; i < w * h; ++i) {
+    const c = rgb(i);
+    px[4 * i] = c[0], px[4 * i + 1] = c[1], px[4 * i + 2] = c[2], px[4 * i + 3] = 255;
+  }
   ctx.putImageData(im, 0, 0);
 }
 // Diverging: v in [-1, 1], negative blue, 0 paper, positive red.
