@@ -42,7 +42,7 @@
 ///     make && ./attention        # the default: 23 s of training on two cores, 96%
 ///     ./attention --schedule constant --lr 0.01                  # the newest original
 ///     ./attention --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01   # the first
-///     ./attention --attention-map attention_map.svg              # also draw what it looks at
+///     ./attention --attention-map attention_map.csv              # also write what it looks at
 ///
 /// This is the chapter in which the backward pass of attention is derived, in
 /// full, next to the code; the softmax and cross-entropy were derived in the
@@ -53,7 +53,6 @@
 
 #include <bit>
 #include <cmath>
-#include <cstdarg>
 #include <string>
 #include <vector>
 
@@ -1173,6 +1172,7 @@ struct Config {
     std::string log = "logs/training_loss_attention_mnist.txt";
     std::string save, load;
     bool eval = false;
+    std::string predictions;  // empty: do not write them
     std::string map_file;
     int map_index = 0;
 };
@@ -1200,7 +1200,8 @@ void forward_parallel(const Model& m, Acts& s, int B) {
     }
 }
 
-double evaluate(const Model& m, const nn::Split& data, int first, int count, Acts& s, std::vector<int>& index) {
+double evaluate(const Model& m, const nn::Split& data, int first, int count, Acts& s, std::vector<int>& index,
+                std::vector<uint8_t>* predictions = nullptr) {
     long correct = 0;
     for (int start = 0; start < count; start += s.cap) {
         const int B = std::min(s.cap, count - start);
@@ -1213,6 +1214,7 @@ double evaluate(const Model& m, const nn::Split& data, int first, int count, Act
             for (int c = 1; c < CLASSES; ++c)
                 if (pb[c] > pb[arg]) arg = c;
             correct += arg == data.y[first + start + b];
+            if (predictions) predictions->push_back(uint8_t(arg));
         }
     }
     return 100.0 * double(correct) / double(count);
@@ -1308,9 +1310,19 @@ void load(const std::string& path, Model& m) {
 
 /// ## The attention map
 ///
-/// What does a trained head look at? `--attention-map FILE` runs one test
-/// image (`--map-index`) through the model and draws its $49\times49$ matrix
-/// $A$ as an SVG of three panels, each a 7×7 grid of patches:
+/// What does a trained head look at? `--attention-map FILE.csv` runs one test
+/// image (`--map-index`) through the model and writes its $49\times49$ matrix
+/// $A$ as data, one row per pair of patches:
+///
+///     image,label,predicted,probability,query,key,weight
+///     0,7,7,0.99...,0,0,0.0003...
+///
+/// `weight` is $A_{ij}$ for query patch $i$ = `query` and key patch $j$ =
+/// `key` (each patch numbered $t = 7\,p_y + p_x$, as above), 2401 rows in the
+/// order $i$, then $j$; `probability` is $p$ of the `predicted` class. Every
+/// number is printed with nine significant digits, which give back the
+/// float32 exactly. `make docs` draws the chapter's figure from this file
+/// (`docs/figures attention`), in three panels, each a 7×7 grid of patches:
 ///
 /// 1. the image itself, with its patch grid;
 /// 2. *attention received*: for each patch $j$, the mean over all 49 queries
@@ -1329,104 +1341,38 @@ void load(const std::string& path, Model& m) {
 /// small maps of the third panel look nearly alike. With one head and no
 /// residual connection, the model has learned to compute one weighting of the
 /// image per image, a learned *attention pool*, true to the original's name,
-/// rather than 49 different views.
-void appendf(std::string& out, const char* fmt, ...) {
-    char buf[256];
-    va_list args;
-    va_start(args, fmt);
-    const int n = std::vsnprintf(buf, sizeof buf, fmt, args);
-    va_end(args);
-    out.append(buf, size_t(std::min<int>(n, sizeof buf - 1)));
-}
-
-/// Colours are mixed, not made transparent, so that every SVG viewer draws
-/// them alike: weight 0 is white, weight 1 the red `#c0392b`.
-void red(std::string& out, double w) {
-    auto mix = [w](int c) { return int(std::lround(255.0 + (c - 255.0) * std::clamp(w, 0.0, 1.0))); };
-    appendf(out, "#%02x%02x%02x", mix(0xc0), mix(0x39), mix(0x2b));
-}
-
-std::string attention_svg(const Model& m, const nn::Split& test_set, int index) {
+/// rather than 49 different views. The drawing page (`make draw`) computes
+/// the same matrix in JavaScript and draws it live while you draw.
+///
+/// The program keeps $A$ transposed (`at`, key $j$ in row $j$), so row $i$ of
+/// $A$ is read down column $i$.
+std::string attention_csv(const Model& m, const nn::Split& test_set, int index) {
     Acts s = make_acts(1, m.D, m.F);
     patchify(test_set.x.data(), &index, 1, s.x.data(), s.blank.data());
     forward(m, view(s, 0), 1);
-    float A[N * N];  // row i: where query i looks (the program keeps A transposed)
-    for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) A[i * N + j] = s.at[j * NPAD + i];
-    const float* img = test_set.x.data() + long(index) * IMG;
     int pred = 0;
     for (int c = 1; c < CLASSES; ++c)
         if (s.p[c] > s.p[pred]) pred = c;
-    float received[N] = {}, most = 0.0f;
+    const std::string image = nn::str(index, ",", int(test_set.y[index]), ",", pred, ",");
+    char prob[32];
+    std::snprintf(prob, sizeof prob, "%.9g,", double(s.p[pred]));
+    std::string out = "image,label,predicted,probability,query,key,weight\n";
     for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) received[j] += A[i * N + j] / float(N);
-    for (int j = 0; j < N; ++j) most = std::max(most, received[j]);
-
-    const int cell = 32, side = GRID * cell, gap = 24, top = 44;  // a patch is 32 px, a panel 224
-    const int left[3] = {10, 10 + side + gap, 10 + 2 * (side + gap)};
-    std::string out;
-    appendf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                 "font-family=\"sans-serif\" font-size=\"13\">\n", left[2] + side + 10, top + side + 30);
-    appendf(out, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    appendf(out, "<text x=\"10\" y=\"20\">MNIST test image %d: label %d, predicted %d (p = %.2f)</text>\n", index,
-            int(test_set.y[index]), pred, double(s.p[pred]));
-    appendf(out, "<defs><g id=\"digit\">\n");  // every inked pixel, in its grey
-    for (int py = 0; py < nn::IMG_H; ++py)
-        for (int px = 0; px < nn::IMG_W; ++px)
-            if (const int g = int(std::lround(255.0 * (1.0 - img[py * nn::IMG_W + px]))); g < 255)
-                appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"#%02x%02x%02x\"/>\n", px * 8,
-                        py * 8, g, g, g);
-    appendf(out, "</g><g id=\"stroke\">\n");  // the pen stroke only, as small dots over the heat
-    for (int py = 0; py < nn::IMG_H; ++py)
-        for (int px = 0; px < nn::IMG_W; ++px)
-            if (img[py * nn::IMG_W + px] >= 0.5f)
-                appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"4\" height=\"4\" fill=\"#333\"/>\n", px * 8 + 2,
-                        py * 8 + 2);
-    appendf(out, "</g></defs>\n");
-    for (int panel = 0; panel < 3; ++panel) {
-        appendf(out, "<g transform=\"translate(%d,%d)\">\n", left[panel], top);
-        if (panel == 0) {
-            appendf(out, "<use href=\"#digit\"/>\n");
-        } else if (panel == 1) {
-            for (int j = 0; j < N; ++j) {
-                appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", (j % GRID) * cell,
-                        (j / GRID) * cell, cell, cell);
-                red(out, received[j] / most);
-                appendf(out, "\"/>\n");
-            }
-            appendf(out, "<use href=\"#stroke\"/>\n");
-        } else {
-            const int mini = 4, inset = (cell - GRID * mini) / 2;  // a query's map: 7 cells of 4 px
-            for (int i = 0; i < N; ++i) {
-                const int ox = (i % GRID) * cell + inset, oy = (i / GRID) * cell + inset;
-                float row_max = 0.0f;
-                for (int j = 0; j < N; ++j) row_max = std::max(row_max, A[i * N + j]);
-                appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#ddd\" "
-                             "stroke-width=\"0.5\"/>\n", ox, oy, GRID * mini, GRID * mini);
-                for (int j = 0; j < N; ++j) {
-                    const double w = A[i * N + j] / row_max;
-                    if (w < 0.03) continue;  // white anyway
-                    appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", ox + (j % GRID) * mini,
-                            oy + (j / GRID) * mini, mini, mini);
-                    red(out, w);
-                    appendf(out, "\"/>\n");
-                }
-                appendf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#2c7fb8\" "
-                             "stroke-width=\"0.8\"/>\n", ox + (i % GRID) * mini, oy + (i / GRID) * mini, mini, mini);
-            }
+        for (int j = 0; j < N; ++j) {
+            char w[32];
+            std::snprintf(w, sizeof w, "%.9g\n", double(s.at[j * NPAD + i]));
+            out += image + prob + nn::str(i, ",", j, ",") + w;
         }
-        for (int g = 1; g < GRID && panel < 2; ++g)
-            appendf(out, "<path d=\"M%d 0V%dM0 %dH%d\" stroke=\"#bbb\" stroke-width=\"0.5\"/>\n", g * cell, side,
-                    g * cell, side);
-        appendf(out, "<rect width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", side, side);
-        appendf(out, "</g>\n");
-    }
-    const char* captions[3] = {"the image, 7x7 patches", "attention received (mean over queries)",
-                               "where each patch looks (blue: itself)"};
-    for (int panel = 0; panel < 3; ++panel)
-        appendf(out, "<text x=\"%d\" y=\"%d\">%s</text>\n", left[panel], top + side + 20, captions[panel]);
-    appendf(out, "</svg>\n");
     return out;
+}
+
+/// **Every answer, for other programs.** `--predictions FILE` writes one line
+/// per test image, `index,label,predicted`, as the MLP and the CNN do; the
+/// drawing page's test checks that the page's JavaScript gives these answers.
+void write_predictions(const std::string& path, const nn::Split& data, const std::vector<uint8_t>& predictions) {
+    std::string text;
+    for (int i = 0; i < data.n; ++i) text += nn::str(i, ",", int(data.y[i]), ",", int(predictions[i]), "\n");
+    nn::write_file_atomic(path, text.data(), text.size());
 }
 
 /// ## The program
@@ -1470,7 +1416,8 @@ std::string attention_svg(const Model& m, const nn::Split& test_set, int index) 
         {.name = "--save", .help = "write the trained model to FILE", .text = &cfg.save},
         {.name = "--load", .help = "start from the model in FILE", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model on the test set", .on = &cfg.eval},
-        {.name = "--attention-map", .help = "write an SVG of what one test image's tokens attend to, to FILE",
+        {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
+        {.name = "--attention-map", .help = "write one test image's attention matrix, as CSV, to FILE",
          .text = &cfg.map_file},
         {.name = "--map-index", .help = "which test image --attention-map draws", .integer = &cfg.map_index,
          .lo = 0, .hi = 9999},
@@ -1511,12 +1458,14 @@ std::string attention_svg(const Model& m, const nn::Split& test_set, int index) 
     }
     Acts s = make_acts(EVAL_BATCH, m.D, m.F);
     std::vector<int> eval_index(EVAL_BATCH);
-    const double acc = evaluate(m, test_set, 0, test_set.n, s, eval_index);
+    std::vector<uint8_t> predictions;
+    const double acc = evaluate(m, test_set, 0, test_set.n, s, eval_index, &predictions);
     std::printf("Final test accuracy: %.2f%%\n", acc);
     if (!cfg.save.empty()) save(cfg.save, m);
+    if (!cfg.predictions.empty()) write_predictions(cfg.predictions, test_set, predictions);
     if (!cfg.map_file.empty()) {
-        const std::string svg = attention_svg(m, test_set, cfg.map_index);
-        nn::write_file_atomic(cfg.map_file, svg.data(), svg.size());
+        const std::string csv = attention_csv(m, test_set, cfg.map_index);
+        nn::write_file_atomic(cfg.map_file, csv.data(), csv.size());
     }
     std::printf("RESULT model=attention epochs=%d batch=%d lr=%s schedule=%s d_model=%d ff=%d pos=%s threads=%d "
                 "seed=%llu train_s=%.3f acc=%.2f gflop=%.1f\n",

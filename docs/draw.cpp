@@ -1,13 +1,15 @@
 // draw: writes docs/draw.html, the tutorial's page where a reader draws a digit
-// and the MLP (chapter 2) and the CNN (chapter 3) read it while it is drawn,
-// in JavaScript. `make draw` (and so `make docs`) runs it:
+// and the MLP (chapter 2), the CNN (chapter 3) and the attention model
+// (chapter 4) read it while it is drawn, in JavaScript. `make draw` (and so
+// `make docs`) runs it:
 //
-//   docs/draw TEMPLATE.html SCRIPT.js MLP_MODEL CNN_MODEL OUT.html OUT.md [WHY]
+//   docs/draw TEMPLATE.html SCRIPT.js MLP_MODEL CNN_MODEL ATTENTION_MODEL OUT.html OUT.md [WHY]
 //
 // MLP_MODEL is the MLP's model in the original's mnist_model.bin layout
-// (mlp.cpp, "Saving and loading"); CNN_MODEL a model file of ./cnn
-// (common.hpp's format), or a file that does not exist: the page then has the
-// MLP only. The page is TEMPLATE.html with its five markers filled in (the
+// (mlp.cpp, "Saving and loading"); CNN_MODEL a model file of ./cnn and
+// ATTENTION_MODEL one of ./attention with its default widths, D = 64 and
+// F = 128 (common.hpp's format); either may be a file that does not exist:
+// the page then goes without that network. The page is TEMPLATE.html with its six markers filled in (the
 // template's first comment names them): SCRIPT.js pasted in whole, and the
 // weights as base64 text of their float32 bytes. The programs train and
 // compute in float32, so these are their weights exactly; mnist_model.bin
@@ -24,8 +26,9 @@
 // It includes mlp.cpp (main fenced off by NN_TESTING) to read mnist_model.bin
 // with the chapter's own load_model and its checks. The CNN's file is read by
 // common.hpp's nn::load_model against the CNN's four tensors, listed below as
-// cnn.cpp's `tensors` lists them: a file of other shapes is refused with a line
-// that names the tensor. tests/test_draw.cpp includes this file, with
+// cnn.cpp's `tensors` lists them, and the attention model's against its eleven
+// (attention.cpp's `file_tensors`): a file of other shapes is refused with a
+// line that names the tensor. tests/test_draw.cpp includes this file, with
 // NN_TESTING already defined, for its base64 encoder; then there is no main.
 #ifndef NN_TESTING
 #define NN_TESTING
@@ -33,6 +36,7 @@
 #endif
 #include "../mlp.cpp"
 
+#include <array>
 #include <cstdio>
 
 namespace draw {
@@ -101,10 +105,11 @@ void write_note(const std::string& path, const std::string& text) {
 }
 
 int run(int argc, char** argv) {
-    if (argc != 7 && argc != 8)
-        throw nn::Error("usage: draw TEMPLATE.html SCRIPT.js MLP_MODEL CNN_MODEL OUT.html OUT.md [WHY]", 2);
-    const std::string tmpl = argv[1], script = argv[2], mlp_path = argv[3], cnn_path = argv[4], out = argv[5],
-                      md = argv[6], why = argc == 8 ? argv[7] : "";
+    if (argc != 8 && argc != 9)
+        throw nn::Error("usage: draw TEMPLATE.html SCRIPT.js MLP_MODEL CNN_MODEL ATTENTION_MODEL OUT.html OUT.md [WHY]",
+                        2);
+    const std::string tmpl = argv[1], script = argv[2], mlp_path = argv[3], cnn_path = argv[4],
+                      att_path = argv[5], out = argv[6], md = argv[7], why = argc == 9 ? argv[8] : "";
 
     if (!exists(mlp_path)) {
         const std::string reason = nn::str(mlp_path, " not found", why.empty() ? "" : " (" + why + ")");
@@ -144,6 +149,34 @@ int run(int argc, char** argv) {
     } else {
         models += "  cnn: null,\n";
     }
+
+    // The attention model, when there is one: attention.cpp's eleven tensors
+    // at the default widths, D = 64, F = 128.
+    std::string att_text = nn::str("none (<code>", att_path, "</code> did not exist when the page was built)");
+    if (exists(att_path)) {
+        constexpr uint32_t D = 64, F = 128, N = 49, P = 16;
+        std::vector<float> t[11];
+        const char* names[11] = {"w_patch", "b_patch", "pos",   "w_qkv", "b_qkv", "w_ff1",
+                                 "b_ff1",   "w_ff2",   "b_ff2", "w_cls", "b_cls"};
+        const std::array<uint32_t, 4> shapes[11] = {{P, D, 1, 1}, {D, 1, 1, 1},     {N, D, 1, 1},  {D, 3 * D, 1, 1},
+                                                    {3 * D, 1, 1, 1}, {D, F, 1, 1}, {F, 1, 1, 1},  {F, D, 1, 1},
+                                                    {D, 1, 1, 1}, {D, 10, 1, 1},    {10, 1, 1, 1}};
+        std::vector<nn::Tensor> list;
+        for (int i = 0; i < 11; ++i)
+            list.push_back({names[i], &t[i], {shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]}});
+        nn::load_model(att_path, "attention", list);
+        models += nn::str("  attention: {D: ", D, ", F: ", F);
+        size_t count = 0;
+        for (int i = 0; i < 11; ++i) {
+            models += nn::str(",\n    ", names[i], ": ", js_floats(t[i]));
+            count += t[i].size();
+        }
+        models += "},\n";
+        att_text = nn::str("patches 4×4, one attention head, D = 64, F = 128, ", grouped(count),
+                           " weights, from <code>", att_path, "</code>");
+    } else {
+        models += "  attention: null,\n";
+    }
     models += "}";
 
     // The script goes inside <script>...</script>, which its text must not end.
@@ -154,6 +187,7 @@ int run(int argc, char** argv) {
     const std::vector<uint8_t> t = nn::read_file(tmpl);
     std::string page = fill(std::string(t.begin(), t.end()), "@MLP@", mlp_text, tmpl);
     page = fill(page, "@CNN@", cnn_text, tmpl);
+    page = fill(page, "@ATTENTION@", att_text, tmpl);
     page = fill(page, "@MODELS@", models, tmpl);
     page = fill(page, "@SCRIPT@", js_text, tmpl);
 
@@ -168,11 +202,19 @@ int run(int argc, char** argv) {
     if (sized.size() != size) throw nn::Error("draw: the page's size does not settle");  // cannot happen
     write_text(out, sized);
 
+    const bool with_cnn = exists(cnn_path), with_att = exists(att_path);
     write_text(md, nn::str("[**Draw a digit**](draw.html) and watch the MLP of chapter 2",
-                           exists(cnn_path) ? " and the CNN of chapter 3" : "",
-                           " read it while you draw. The page, `docs/draw.html`, is one file of ", size_text(size),
+                           with_cnn && with_att ? ", the CNN of chapter 3 and the attention model of chapter 4"
+                           : with_cnn           ? " and the CNN of chapter 3"
+                           : with_att           ? " and the attention model of chapter 4"
+                                                : "",
+                           " read it while you draw, and what each sees inside",
+                           with_cnn ? ": the CNN's feature maps" : "", with_cnn && with_att ? ", " : "",
+                           with_att ? (with_cnn ? "the attention map" : ": the attention map") : "",
+                           with_cnn || with_att ? " and " : ": ", "the MLP's most active hidden units. ",
+                           "The page, `docs/draw.html`, is one file of ", size_text(size),
                            " that holds the trained weights (from `", mlp_path, "`",
-                           exists(cnn_path) ? nn::str(" and `", cnn_path, "`") : "",
+                           with_cnn ? nn::str(", `", cnn_path, "`") : "", with_att ? nn::str(", `", att_path, "`") : "",
                            ", as float32) and runs the forward passes in plain JavaScript; it loads nothing. "
                            "`make draw` (part of `make docs`) writes it, training the MLP first with `./mlp` "
                            "when there is no `mnist_model.bin`. It explains why a drawing must be made to look like "

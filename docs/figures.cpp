@@ -7,14 +7,17 @@
 //                                                images, and a Markdown sentence quoting its accuracy
 //   docs/figures loss OUT.svg TITLE LOG...       training loss per epoch, one curve per CSV log
 //                                                (rows epoch,loss,seconds, as every program writes)
+//   docs/figures attention MAP.csv OUT.svg       one test image's attention matrix, as written by
+//                                                ./attention --attention-map MAP.csv (chapter 4)
 //
 // It includes cnn.cpp (whose main is fenced off by NN_TESTING) to reuse the
 // model, its file format and its evaluation, so the confusion matrix counts
 // exactly what the chapter's `accuracy` counts. MNIST is found as the programs
-// find it: $MNIST_DIR, else data/. When it is missing, `digits` and `confusion`
-// say so in one line and write nothing; the page then shows a one-line note in
-// place of the picture (see docs/lit.awk). Every other problem (an unreadable
-// model or log) stops the build with one line naming the file, as in the
+// find it: $MNIST_DIR, else data/. When it is missing, `digits`, `confusion`
+// and `attention` (which draws the image under the map) say so in one line
+// and write nothing; the page then shows a one-line note in place of the
+// picture (see docs/lit.awk). Every other problem (an unreadable model, log
+// or map) stops the build with one line naming the file, as in the
 // programs. SVG is plain text: rectangles, paths and text, no scripts, no fonts
 // or images from elsewhere, so pandoc can embed it in the self-contained page.
 #define NN_TESTING
@@ -274,15 +277,155 @@ void loss(const std::string& out, const std::string& title, const std::vector<st
     save(out, s);
 }
 
+// ## The attention map
+//
+// The CSV of ./attention --attention-map: a header, then 2401 rows
+// image,label,predicted,probability,query,key,weight, queries then keys in
+// order, the first four columns the same on every row. The matrix A has
+// query i in row i; nine significant digits give back the program's float32
+// exactly, so the sums below are the ones the program would make.
+struct AttentionMap {
+    int image = -1, label = -1, predicted = -1;
+    double probability = 0;
+    std::vector<float> A = std::vector<float>(49 * 49);  // (query, key)
+};
+
+AttentionMap read_attention_map(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) throw nn::Error(nn::str(path, ": cannot read"));
+    std::string line;
+    const std::string header = "image,label,predicted,probability,query,key,weight";
+    if (!std::getline(f, line) || line != header)
+        throw nn::Error(nn::str(path, ":1: expected the header '", header, "'"));
+    AttentionMap m;
+    for (int r = 0; r < 49 * 49; ++r) {
+        int image, label, predicted, query, key;
+        double probability;
+        float w;
+        char c[7] = {};
+        std::istringstream row;
+        const bool got = bool(std::getline(f, line));
+        row.str(line);
+        if (!got || !(row >> image >> c[0] >> label >> c[1] >> predicted >> c[2] >> probability >> c[3] >> query >>
+                      c[4] >> key >> c[5] >> w) ||
+            std::string(c) != ",,,,,," || !row.eof() || query != r / 49 || key != r % 49 ||
+            (r > 0 && (image != m.image || label != m.label || predicted != m.predicted ||
+                       probability != m.probability)) ||
+            label < 0 || label > 9 || predicted < 0 || predicted > 9 || !(w >= 0 && w <= 1))
+            throw nn::Error(nn::str(path, ":", r + 2, ": expected ", r == 0 ? "" : nn::str(m.image, ",", m.label, ",",
+                                    m.predicted, ",", m.probability, ","), r / 49, ",", r % 49,
+                                    ",WEIGHT (0..1), got '", got ? line : "end of file", "'"));
+        m.image = image, m.label = label, m.predicted = predicted, m.probability = probability;
+        m.A[r] = w;
+    }
+    if (std::getline(f, line)) throw nn::Error(nn::str(path, ":", 49 * 49 + 2, ": expected the end of the file"));
+    return m;
+}
+
+// Colours are mixed, not made transparent, so that every SVG viewer draws
+// them alike: weight 0 is white, weight 1 the red #c0392b.
+void red(std::string& out, double w) {
+    auto mix = [w](int c) { return int(std::lround(255.0 + (c - 255.0) * std::clamp(w, 0.0, 1.0))); };
+    put(out, "#%02x%02x%02x", mix(0xc0), mix(0x39), mix(0x2b));
+}
+
+// Three panels of 7x7 patches (chapter 4 describes them): the image; the
+// attention each patch receives, averaged over the 49 queries, with the pen
+// stroke dotted on top; and each query's own row of A, a small 7x7 map at the
+// query's position. The image comes from MNIST, and its label must be the
+// CSV's: a map of another data set's image 0 would be drawn on the wrong digit.
+void attention(const std::string& csv, const std::string& out) {
+    const AttentionMap map = read_attention_map(csv);
+    nn::Split test;
+    if (!load_test(test)) return;
+    if (map.image >= test.n || test.y[map.image] != map.label)
+        throw nn::Error(nn::str(csv, ": image ", map.image, " has label ", map.label, ", but MNIST's test image ",
+                                map.image, map.image < test.n ? nn::str(" is a ", int(test.y[map.image])) :
+                                nn::str(" does not exist (", test.n, " images)")));
+    constexpr int N = 49, GRID = 7;
+    const float* A = map.A.data();
+    std::vector<float> img(784);
+    for (int i = 0; i < 784; ++i) img[i] = nn::pixel(test.pixels[size_t(map.image) * 784 + i]);
+    float received[N] = {}, most = 0.0f;
+    for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) received[j] += A[i * N + j] / float(N);
+    for (int j = 0; j < N; ++j) most = std::max(most, received[j]);
+
+    const int cell = 32, side = GRID * cell, gap = 24, top = 44;  // a patch is 32 px, a panel 224
+    const int left[3] = {10, 10 + side + gap, 10 + 2 * (side + gap)};
+    std::string s;
+    put(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+           "font-family=\"sans-serif\" font-size=\"13\">\n", left[2] + side + 10, top + side + 30);
+    put(s, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    put(s, "<text x=\"10\" y=\"20\">MNIST test image %d: label %d, predicted %d (p = %.2f)</text>\n", map.image,
+        map.label, map.predicted, map.probability);
+    put(s, "<defs><g id=\"digit\">\n");  // every inked pixel, in its grey
+    for (int py = 0; py < 28; ++py)
+        for (int px = 0; px < 28; ++px)
+            if (const int g = int(std::lround(255.0 * (1.0 - img[py * 28 + px]))); g < 255)
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"#%02x%02x%02x\"/>\n", px * 8, py * 8, g,
+                    g, g);
+    put(s, "</g><g id=\"stroke\">\n");  // the pen stroke only, as small dots over the heat
+    for (int py = 0; py < 28; ++py)
+        for (int px = 0; px < 28; ++px)
+            if (img[py * 28 + px] >= 0.5f)
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"4\" height=\"4\" fill=\"#333\"/>\n", px * 8 + 2, py * 8 + 2);
+    put(s, "</g></defs>\n");
+    for (int panel = 0; panel < 3; ++panel) {
+        put(s, "<g transform=\"translate(%d,%d)\">\n", left[panel], top);
+        if (panel == 0) {
+            put(s, "<use href=\"#digit\"/>\n");
+        } else if (panel == 1) {
+            for (int j = 0; j < N; ++j) {
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", (j % GRID) * cell,
+                    (j / GRID) * cell, cell, cell);
+                red(s, received[j] / most);
+                put(s, "\"/>\n");
+            }
+            put(s, "<use href=\"#stroke\"/>\n");
+        } else {
+            const int mini = 4, inset = (cell - GRID * mini) / 2;  // a query's map: 7 cells of 4 px
+            for (int i = 0; i < N; ++i) {
+                const int ox = (i % GRID) * cell + inset, oy = (i / GRID) * cell + inset;
+                float row_max = 0.0f;
+                for (int j = 0; j < N; ++j) row_max = std::max(row_max, A[i * N + j]);
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#ddd\" "
+                       "stroke-width=\"0.5\"/>\n", ox, oy, GRID * mini, GRID * mini);
+                for (int j = 0; j < N; ++j) {
+                    const double w = A[i * N + j] / row_max;
+                    if (w < 0.03) continue;  // white anyway
+                    put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", ox + (j % GRID) * mini,
+                        oy + (j / GRID) * mini, mini, mini);
+                    red(s, w);
+                    put(s, "\"/>\n");
+                }
+                put(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#2c7fb8\" "
+                       "stroke-width=\"0.8\"/>\n", ox + (i % GRID) * mini, oy + (i / GRID) * mini, mini, mini);
+            }
+        }
+        for (int g = 1; g < GRID && panel < 2; ++g)
+            put(s, "<path d=\"M%d 0V%dM0 %dH%d\" stroke=\"#bbb\" stroke-width=\"0.5\"/>\n", g * cell, side, g * cell,
+                side);
+        put(s, "<rect width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", side, side);
+        put(s, "</g>\n");
+    }
+    const char* captions[3] = {"the image, 7x7 patches", "attention received (mean over queries)",
+                               "where each patch looks (blue: itself)"};
+    for (int panel = 0; panel < 3; ++panel)
+        put(s, "<text x=\"%d\" y=\"%d\">%s</text>\n", left[panel], top + side + 20, captions[panel]);
+    save(out, s);
+}
+
 int run(int argc, char** argv) {
     const std::string what = argc > 1 ? argv[1] : "";
     if (what == "digits" && argc == 3) digits(argv[2]);
     else if (what == "filters" && argc == 4) filters(argv[2], argv[3]);
     else if (what == "confusion" && argc == 5) confusion(argv[2], argv[3], argv[4]);
     else if (what == "loss" && argc >= 5) loss(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
+    else if (what == "attention" && argc == 4) attention(argv[2], argv[3]);
     else
         throw nn::Error("usage: figures digits OUT.svg | filters MODEL OUT.svg | confusion MODEL OUT.svg OUT.md | "
-                        "loss OUT.svg TITLE LOG...", 2);
+                        "loss OUT.svg TITLE LOG... | attention MAP.csv OUT.svg", 2);
     return 0;
 }
 

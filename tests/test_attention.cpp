@@ -546,7 +546,7 @@ TEST_CASE("attention: same --seed and --threads give the same bits") {
     }
 }
 
-TEST_CASE("attention: end to end on 2000 MNIST images: learns, saves, evaluates, draws") {
+TEST_CASE("attention: end to end on 2000 MNIST images: learns, saves, evaluates, maps, predicts") {
     if (!th::need_mnist()) return;
     // The first version's small model (D = 16, F = 32) with the default
     // schedule, on 2000 images for 8 epochs of batch 4: 4000 steps, under a
@@ -555,10 +555,10 @@ TEST_CASE("attention: end to end on 2000 MNIST images: learns, saves, evaluates,
     // chapter); this run measured 64.4% on the 500 test images. The floor,
     // 40%, is four times chance and leaves room for other thread counts.
     const std::string dir = mnist_slice(2000, 500);
-    const std::string model = th::path("smoke.model"), log = th::path("smoke-log.csv"), svg = th::path("map.svg");
+    const std::string model = th::path("smoke.model"), log = th::path("smoke-log.csv"), csv = th::path("map.csv");
     const std::string small = " --d-model 16 --ff 32";
     th::Run r = th::run("./attention --data " + dir + small + " --epochs 8 --batch 4 --log " + log + " --save " +
-                        model + " --attention-map " + svg + " --map-index 3");
+                        model + " --attention-map " + csv + " --map-index 3");
     REQUIRE(r.code == 0);
     CHECK(r.out.find("Loading MNIST...\nTrain: 2000 | Test: 500\nTraining self-attention: D=16 ff=32 patch=4 "
                      "seq=49 epochs=8 batch=4 lr=0.1") == 0);
@@ -570,16 +570,73 @@ TEST_CASE("attention: end to end on 2000 MNIST images: learns, saves, evaluates,
     CHECK(acc >= 40.0);
     CHECK(r.out.find("RESULT model=attention epochs=8 batch=4 lr=0.1 schedule=cosine d_model=16 ff=32") !=
           std::string::npos);
-    const std::string map = th::read_text(svg);
-    CHECK(map.find("<svg") == 0);
-    CHECK(map.find("MNIST test image 3: label") != std::string::npos);
-    CHECK(map.rfind("</svg>\n") == map.size() - 7);
-    th::Run e = th::run("./attention --data " + dir + small + " --eval --load " + model);
+    // The map: a header and 49 x 49 rows, image 3 with its label, each
+    // query's weights positive and summing to one (a softmax's row, to float
+    // rounding: 49 terms, each off by at most half an ulp, 3e-6 in all).
+    std::istringstream map(th::read_text(csv));
+    std::string line;
+    std::getline(map, line);
+    CHECK(line == "image,label,predicted,probability,query,key,weight");
+    const nn::Split test = nn::load_split(dir, "t10k", false);
+    std::vector<double> row_sum(49, 0.0);
+    std::string predicted;
+    int rows = 0;
+    for (; std::getline(map, line); ++rows) {
+        int image = -1, label = -1, pred = -1, query = -1, key = -1;
+        double p = 0, w = -1;
+        REQUIRE(std::sscanf(line.c_str(), "%d,%d,%d,%lf,%d,%d,%lf", &image, &label, &pred, &p, &query, &key, &w) == 7);
+        CHECK(image == 3);
+        CHECK(label == test.y[3]);
+        CHECK(query == rows / 49);
+        CHECK(key == rows % 49);
+        CHECK(w > 0);
+        if (query >= 0 && query < 49) row_sum[query] += w;
+        predicted = std::to_string(pred);
+    }
+    CHECK(rows == 49 * 49);
+    for (double sum : row_sum) CHECK(std::fabs(sum - 1.0) < 1e-5);
+    const std::string preds = th::path("smoke-predictions.csv");
+    th::Run e = th::run("./attention --data " + dir + small + " --eval --load " + model + " --predictions " + preds);
     REQUIRE(e.code == 0);
     CHECK(e.out.find(r.out.substr(at, 28)) != std::string::npos);  // same final accuracy
+    // One line per test image, index,label,predicted, and as many right as the
+    // accuracy says; image 3's answer is the map's.
+    std::istringstream answers(th::read_text(preds));
+    int n = 0, right = 0;
+    for (; std::getline(answers, line); ++n) {
+        const std::string want = nn::str(n, ",", int(test.y[n]), ",");
+        REQUIRE(line.compare(0, want.size(), want) == 0);
+        right += line.substr(want.size()) == std::to_string(int(test.y[n]));
+        if (n == 3) CHECK(line.substr(want.size()) == predicted);
+    }
+    CHECK(n == 500);
+    char acc_line[64];
+    std::snprintf(acc_line, sizeof acc_line, "Final test accuracy: %.2f%%\n", 100.0 * right / std::max(n, 1));
+    CHECK(e.out.find(acc_line) != std::string::npos);
     CHECK(e.out.find("Epoch") == std::string::npos);
     th::Run wrong = th::run("./attention --data " + dir + " --eval --load " + model);  // default D = 64
     CHECK(wrong.code == 1);
     CHECK(th::count_lines(wrong.err) == 1);
     CHECK(wrong.err.find("--d-model") != std::string::npos);
 }
+
+// For tests/test_draw.cpp, which checks the drawing page's attention model
+// against this program: attention.cpp's own forward pass on one image of 784
+// bytes, with the default widths; out come the attention matrix A (49, 49),
+// query i in row i (the program keeps it transposed), and the probabilities.
+namespace probe {
+void attention(const std::string& model, const uint8_t* image, std::vector<float>& A, std::vector<float>& p) {
+    Model m = zero_model(64, 128);
+    load(model, m);
+    std::vector<float> img(IMG);
+    for (int i = 0; i < IMG; ++i) img[i] = nn::pixel(image[i]);
+    Acts s = make_acts(1, m.D, m.F);
+    const int index = 0;
+    patchify(img.data(), &index, 1, s.x.data(), s.blank.data());
+    forward(m, view(s, 0), 1);
+    A.assign(size_t(N) * N, 0.0f);
+    for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) A[i * N + j] = s.at[j * NPAD + i];
+    p.assign(s.p.begin(), s.p.begin() + CLASSES);
+}
+}  // namespace probe

@@ -331,3 +331,38 @@ TEST_CASE("cnn: bad model files and bad flags get one line and the right exit co
         CHECK(r.err.rfind(c.expect, 0) == 0);
     }
 }
+
+// For tests/test_draw.cpp, which checks the drawing page's CNN against this
+// program: cnn.cpp's own forward pass on one image of 784 bytes (the pooled
+// maps (C, 14, 14) of conv_relu_pool and the softmax of fc_forward's logits),
+// and the 28 x 28 maps after ReLU (C, 28, 28), which the fused pass never
+// stores, from the chapter's formula in double as ref_pooled computes them.
+namespace probe {
+void cnn(const std::string& model, const uint8_t* image, std::vector<float>& relu, std::vector<float>& pooled,
+         std::vector<float>& p) {
+    Cnn m;
+    nn::load_model(model, "cnn", tensors(m));
+    std::vector<float> xd(XD_SIZE), logits(CLASSES);
+    std::vector<int> route(ROUTE);
+    pooled.assign(FC_IN, 0.0f);
+    split_pad_image(image, xd.data());
+    conv_relu_pool(m, xd.data(), pooled.data(), route.data());
+    fc_forward(m, pooled.data(), logits.data());
+    const float top = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (float z : logits) sum += std::exp(double(z) - top);
+    p.clear();
+    for (float z : logits) p.push_back(float(std::exp(double(z) - top) / sum));
+    relu.assign(size_t(C) * H * W, 0.0f);
+    for (int c = 0; c < C; ++c)
+        for (int y = 0; y < H; ++y)
+            for (int x = 0; x < W; ++x) {
+                double z = m.conv_b[c];
+                for (int u = 0; u < K; ++u)
+                    for (int v = 0; v < K; ++v)
+                        if (y + u - 1 >= 0 && y + u - 1 < H && x + v - 1 >= 0 && x + v - 1 < W)
+                            z += double(m.conv_w[c * K * K + u * K + v]) * nn::pixel(image[(y + u - 1) * W + x + v - 1]);
+                relu[(c * H + y) * W + x] = float(std::max(z, 0.0));
+            }
+}
+}  // namespace probe

@@ -463,3 +463,48 @@ TEST_CASE("docs: make pdf prints the book") {
         CHECK_MESSAGE(opens, "no page starts with the part's title");
     }
 }
+
+TEST_CASE("docs: the attention figure is drawn from ./attention's CSV, and a damaged CSV is refused") {
+    if (!have_pandoc() || !built() || !th::need_mnist()) return;
+    // make docs wrote the matrix of the committed model and drew it.
+    const std::string csv = th::read_text("docs/attention_map.csv");
+    REQUIRE(th::count_lines(csv) == 1 + 49 * 49);
+    const std::string svg = th::read_text("docs/attention_map.svg");
+    CHECK(svg.find("<svg") == 0);
+    CHECK(svg.find("MNIST test image 0: label 7, predicted 7") != std::string::npos);
+    CHECK(svg.find("attention received (mean over queries)") != std::string::npos);
+    // figures reads it again into a file of its own: the same picture.
+    const std::string again = th::path("map.svg");
+    th::Run r = th::run("./docs/figures attention docs/attention_map.csv " + again);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(th::read_text(again) == svg);
+    // Damaged copies: one line naming the file and the line, exit 1, nothing written.
+    const size_t row2 = csv.find('\n') + 1, row3 = csv.find('\n', row2) + 1;
+    const std::string first_row = csv.substr(row2, row3 - row2);  // 0,7,7,P,0,0,W
+    const std::string heavy = first_row.substr(0, first_row.rfind(',') + 1) + "1.5\n";
+    std::string relabelled = csv;  // every row says label 3: not MNIST's test image 0
+    for (size_t at = relabelled.find("\n0,7,"); at != std::string::npos; at = relabelled.find("\n0,7,", at + 1))
+        relabelled[at + 3] = '3';
+    struct Bad {
+        std::string name, text, says;
+    } bad[] = {
+        {"header", "image,label,weight\n" + csv.substr(row2), ":1: expected the header"},
+        {"cut", csv.substr(0, csv.size() / 2), "end of file"},
+        {"heavy", csv.substr(0, row2) + heavy + csv.substr(row3), ":2: expected 0,0,WEIGHT (0..1)"},
+        {"order", csv.substr(0, row2) + csv.substr(row3), ":2: expected 0,0,"},
+        {"extra", csv + csv.substr(row2, row3 - row2), ":2403: expected the end of the file"},
+        {"mixed", csv.substr(0, row3) + relabelled.substr(row3), ":3: expected 0,7,7,"},
+        {"label", relabelled, ": image 0 has label 3, but MNIST's test image 0 is a 7"},
+    };
+    for (const Bad& b : bad) {
+        CAPTURE(b.name);
+        const std::string in = th::path(b.name + ".csv"), out = th::path(b.name + ".svg");
+        th::write_bytes(in, std::vector<uint8_t>(b.text.begin(), b.text.end()));
+        r = th::run("./docs/figures attention " + in + " " + out);
+        CHECK(r.code == 1);
+        CHECK(th::count_lines(r.err) == 1);
+        CHECK(r.err.find(in) != std::string::npos);
+        CHECK_MESSAGE(r.err.find(b.says) != std::string::npos, r.err);
+        CHECK(!exists(out));
+    }
+}
