@@ -225,23 +225,55 @@ void conv_relu_pool(const Cnn& m, const float* xd, float* pooled, int* route) {
 /// arrays. A dot product written as one running sum is a chain of dependent
 /// additions, each waiting for the previous one; and the compiler may not
 /// reorder it on its own (float addition is not associative). So we keep the
-/// partial sums ourselves: 16 per class (one vector register), for all ten
-/// classes at once, which gives the processor ten independent chains and
-/// reads each feature once for all ten classes. The 16 partial sums of a class
-/// are added up at the end, always in the same order.
-void fc_forward(const Cnn& m, const float* p, float* logits) {  // p: (FC_IN) -> logits: (CLASSES)
-    float acc[CLASSES][HALF] = {};
-    for (int i0 = 0; i0 < FC_IN; i0 += HALF)  // 1568 = 98 x 16
-        for (int j = 0; j < CLASSES; ++j) {
-            const float* w = &m.fc_w[j * FC_IN + i0];
-            for (int k = 0; k < HALF; ++k) acc[j][k] = std::fma(p[i0 + k], w[k], acc[j][k]);
+/// partial sums ourselves: 16 per class, for several classes at once, which
+/// gives the processor independent chains and reads each feature once for
+/// all the classes of a pass. The 16 partial sums of a class are added up at
+/// the end, always in the same order.
+///
+/// How many classes a pass can take is set by the register file (`LANES`,
+/// `VREGS` from `common.hpp`): a class's 16 sums are $v$ = 16/`LANES`
+/// vectors, and the 16 features of a step another $v$, plus $v$ for a row
+/// of weights: `CB` classes need $(\mathrm{CB} + 2)\,v \le$ `VREGS`. `CB`
+/// divides 10, so that every pass has the same constant width:
+///
+/// | target | lanes × registers | classes per pass `CB` | registers |
+/// |---|---|---|---|
+/// | AVX-512 | 16 × 32 | 10 (one pass) | 10 + 2 = 12 |
+/// | AVX2 + FMA | 8 × 16 | 5 (two passes) | 10 + 4 = 14 |
+/// | NEON (ARM64) | 4 × 32 | 5 | 20 + 8 = 28 |
+/// | other | 4 × 16 | 2 | 8 + 8 = 16 |
+///
+/// The single pass of 10 classes needs 20 vector registers with AVX2, which
+/// has 16: the compiler kept most sums on the stack, and the AVX2 build spent
+/// a third of its forward pass there. A second pass reads the 1568 features
+/// twice, from the level-1 cache. The order of every sum is the same for any
+/// `CB`, so are the bits (the test runs every target's `CB`).
+template <int CB>
+void fc_forward_tiled(const Cnn& m, const float* p, float* logits) {  // p: (FC_IN) -> logits: (CLASSES)
+    static_assert(CLASSES % CB == 0);
+    for (int j0 = 0; j0 < CLASSES; j0 += CB) {
+        float acc[CB][HALF] = {};
+        for (int i0 = 0; i0 < FC_IN; i0 += HALF)  // 1568 = 98 x 16
+            for (int j = 0; j < CB; ++j) {
+                const float* w = &m.fc_w[(j0 + j) * FC_IN + i0];
+                for (int k = 0; k < HALF; ++k) acc[j][k] = std::fma(p[i0 + k], w[k], acc[j][k]);
+            }
+        for (int j = 0; j < CB; ++j) {
+            float s = 0.0f;
+            for (int k = 0; k < HALF; ++k) s += acc[j][k];
+            logits[j0 + j] = m.fc_b[j0 + j] + s;
         }
-    for (int j = 0; j < CLASSES; ++j) {
-        float s = 0.0f;
-        for (int k = 0; k < HALF; ++k) s += acc[j][k];
-        logits[j] = m.fc_b[j] + s;
     }
 }
+
+constexpr int fc_classes_per_pass() {  // the largest divisor of 10 that fits: see the table
+    const int v = HALF / nn::LANES;
+    for (int cb : {10, 5, 2}) if ((cb + 2) * v <= nn::VREGS) return cb;
+    return 1;
+}
+constexpr int FC_CB = fc_classes_per_pass();
+
+void fc_forward(const Cnn& m, const float* p, float* logits) { fc_forward_tiled<FC_CB>(m, p, logits); }
 
 /// ### A whole sample, and a batch
 ///
@@ -376,13 +408,20 @@ void fc_input_grad(const Cnn& m, const float* delta, float* gp) {  // delta: (CL
     gp[FC_IN] = gp[FC_IN + 1] = 0.0f;
 }
 
+/// `route_row` sends a pooled row's 16 gradients to their winners in the
+/// two rows of `G` below it. Whether a block's ReLU was on is "any of the
+/// four bits set", written with bit operations: written as `r[k] != 0`, the
+/// comparison made GCC 12 give up vectorising the loop for AVX2 ("control
+/// flow in loop", says `-fopt-info-vec-missed`; it did vectorise it for
+/// AVX-512), and that loop, one lane at a time, took a fifth of the AVX2
+/// build's training time. Both are 0 or 1, so the bits are the same.
 void route_row(const float* g, const int* r, float* top, float* bottom, float* gb) {
     for (int k = 0; k < HALF; ++k) {  // each gradient to its winner, zeros elsewhere
         top[k] = g[k] * float(r[k] & 1);
         top[HALF + k] = g[k] * float((r[k] >> 1) & 1);
         bottom[k] = g[k] * float((r[k] >> 2) & 1);
         bottom[HALF + k] = g[k] * float((r[k] >> 3) & 1);
-        gb[k] += g[k] * float(r[k] != 0);
+        gb[k] += g[k] * float((r[k] | r[k] >> 1 | r[k] >> 2 | r[k] >> 3) & 1);  // r[k] != 0
     }
 }
 

@@ -78,6 +78,44 @@ inline double now_seconds() {
     return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+/// ## The vector unit the build targets
+///
+/// The hot loops of the programs are plain C++ that the compiler turns into
+/// vector instructions, and each keeps a small block of running sums (a
+/// *tile*) in vector registers for a whole inner loop. How big that tile can
+/// be is set by two numbers of the processor the build targets: how many
+/// floats a vector register holds (`LANES`) and how many such registers there
+/// are (`VREGS`). A tile that needs more registers than exist does not fail:
+/// the compiler parks the surplus on the stack ("spills") and reloads it on
+/// every step, which can halve the speed. So each program derives its tile
+/// shapes from these two constants (each chapter has the table), and the
+/// compiler tells us which processor it targets through predefined macros
+/// (`-march=native` sets them for the building machine):
+///
+/// | target | macro | `LANES` | `VREGS` |
+/// |---|---|---|---|
+/// | x86 with AVX-512 | `__AVX512F__` | 16 | 32 |
+/// | x86 with AVX2 and FMA | `__AVX2__`, `__FMA__` | 8 | 16 |
+/// | 64-bit ARM (NEON, e.g. Apple silicon) | `__aarch64__` | 4 | 32 |
+/// | anything else (SSE, 32-bit ARM) | | 4 | 16 |
+///
+/// The tile shape changes how the work is cut, never the order of any sum:
+/// every program computes the same bits on every target, and its tests run
+/// every target's tile shapes, not only the build's own.
+#if defined(__AVX512F__)
+constexpr int LANES = 16, VREGS = 32;
+constexpr const char* VECTOR_UNIT = "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int LANES = 8, VREGS = 16;
+constexpr const char* VECTOR_UNIT = "AVX2";
+#elif defined(__aarch64__)
+constexpr int LANES = 4, VREGS = 32;
+constexpr const char* VECTOR_UNIT = "NEON";
+#else
+constexpr int LANES = 4, VREGS = 16;
+constexpr const char* VECTOR_UNIT = "generic";
+#endif
+
 /// ## Random numbers: the original's xorshift, bit for bit
 ///
 /// The original project draws every random number (initial weights, shuffles)

@@ -210,12 +210,33 @@ float op_at(const float* A, int ld, bool trans, int row, int col) {
 /// a new cache line each time. Three ideas fix it, the classic recipe of
 /// GotoBLAS and BLIS:
 ///
-/// 1. **Register blocking.** Compute a small tile of $C$, `MR` × `NR` = 8 × 16,
-///    in registers. Each step $k$ loads 16 numbers of row $k$ of $\mathrm{op}(B)$
-///    (one vector) and 8 numbers of column $k$ of $\mathrm{op}(A)$, and does
-///    $8 \cdot 16 = 128$ multiply-adds with them: 8 vector FMAs per vector
-///    load instead of one. The 8 vector accumulators are independent, enough to keep
-///    the FMA units busy although each FMA waits 4 cycles for its predecessor.
+/// 1. **Register blocking.** Compute a small tile of $C$, `MR` × `NR` = 8 × 16
+///    with AVX-512, in registers. Each step $k$ loads 16 numbers of row $k$ of
+///    $\mathrm{op}(B)$ (one vector) and 8 numbers of column $k$ of
+///    $\mathrm{op}(A)$, and does $8 \cdot 16 = 128$ multiply-adds with them: 8
+///    vector FMAs per vector load instead of one. The 8 vector accumulators are
+///    independent, enough to keep the FMA units busy although each FMA waits 4
+///    cycles for its predecessor. The tile must fit in the register file
+///    (`LANES` and `VREGS` from `common.hpp`): `MR` rows of $v$ = 16/`LANES`
+///    vectors, plus the $v$ vectors of $B$ and the broadcast $A$ value, and
+///    $v$ registers to spare: GCC loads the next step's $B$ early, and with
+///    only $v\,\mathrm{MR} + v + 1 \le$ `VREGS` it still kept 3 of the 12
+///    accumulators of a 6 × 16 AVX2 tile on the stack (counted in `objdump
+///    -d`). So $v\,\mathrm{MR} + 2v + 1 \le$ `VREGS`, and `MR` is the largest
+///    height that fits, at most 8. `NR` stays 16 on every target: the output
+///    layer has 10 columns, one panel.
+///
+///    | target | lanes × registers | `MR` × `NR` | registers: tile + $B$ + $a$ + spare |
+///    |---|---|---|---|
+///    | AVX-512 | 16 × 32 | 8 × 16 | 8 + 1 + 1 + 1 = 11 |
+///    | AVX2 + FMA | 8 × 16 | 5 × 16 | 10 + 2 + 1 + 2 = 15 |
+///    | NEON (ARM64) | 4 × 32 | 5 × 16 | 20 + 4 + 1 + 4 = 29 |
+///    | other | 4 × 16 | 1 × 16 | 4 + 4 + 1 + 4 = 13 |
+///
+///    (The 8 × 16 tile would need 19 registers with AVX2; GCC keeps 8 of its
+///    16 accumulators on the stack, a load and a store each per step. Here it
+///    costs little, because the dense products are a small part of this
+///    program: most of its work is in the sparse products below.)
 /// 2. **Packing.** The 16 columns of $\mathrm{op}(B)$ that a tile needs are
 ///    copied once into a small contiguous panel, `bp`, so that the inner loop
 ///    reads it with stride 1, whatever the transposition and row length of
@@ -232,9 +253,9 @@ float op_at(const float* A, int ld, bool trans, int row, int col) {
 /// **Why it vectorises.** The micro-kernel below is plain C++ over fixed-size
 /// arrays. `#pragma GCC unroll` unrolls the two inner loops completely, so the
 /// 128 accumulators have constant indices; GCC's straight-line (SLP) vectoriser
-/// then packs each row of 16 into one 512-bit register and emits, per step,
-/// one load of `bp` and eight `vfmadd231ps` with the $A$ value broadcast from
-/// memory. We write `std::fma` because the build forbids the compiler to fuse
+/// then packs each row of 16 into one 512-bit register (two 256-bit ones
+/// with AVX2) and emits, per step, one load of `bp` and eight `vfmadd231ps`
+/// with the $A$ value broadcast from memory. We write `std::fma` because the build forbids the compiler to fuse
 /// `a * b + c` on its own (`-ffp-contract=off`, see the Makefile): where an FMA
 /// happens is part of the result, so it is written in the source. The kernel
 /// is kept out of line (`[[gnu::noinline]]`): inlined into the loops around it,
@@ -244,23 +265,25 @@ float op_at(const float* A, int ld, bool trans, int row, int col) {
 /// ones.
 ///
 /// **Threads.** The work is cut into units, each a panel of 16 columns of
-/// $C$ times a range of its 8-row strips, and the units are shared out among
+/// $C$ times a range of its `MR`-row strips, and the units are shared out among
 /// the threads (`schedule(static)`). A unit packs its panel, one `KC` piece at
 /// a time, and runs all its strips against it. When $C$ has many panels (the
 /// $64 \times 512$ of $\delta_2 W_2^T$) a unit is a whole panel, so no panel is
 /// packed twice; when it has fewer panels than threads (the 10 columns of the
 /// output layer) each panel's strips are split. Either way every element of
 /// $C$ is computed by one thread, in one order, whatever the number of threads.
-constexpr int MR = 8, NR = 16, KC = 256;
+constexpr int NR = 16, KC = 256;
+constexpr int MR = std::min(8, (nn::VREGS - 2 * (NR / nn::LANES) - 1) / (NR / nn::LANES));  // see the table above
 
-/// `tile` (MR × NR) += the product of $\mathrm{op}(A)$'s rows (row `r` starts at
+/// `tile` (TMR × NR) += the product of $\mathrm{op}(A)$'s rows (row `r` starts at
 /// `a + row[r]`, step `ak` per $k$) with the packed panel `bp` (kc × NR).
+template <int TMR>
 [[gnu::noinline]] void micro_kernel(int kc, const float* a, const size_t* row, size_t ak, const float* bp,
                                     float* tile) {
-    float acc[MR][NR];
-    const float* ar[MR];
+    float acc[TMR][NR];
+    const float* ar[TMR];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < TMR; ++r) {
         ar[r] = a + row[r];
 #pragma GCC unroll 16
         for (int c = 0; c < NR; ++c) acc[r][c] = tile[r * NR + c];
@@ -268,14 +291,14 @@ constexpr int MR = 8, NR = 16, KC = 256;
     for (int k = 0; k < kc; ++k) {
         const float* b = bp + k * NR;
 #pragma GCC unroll 8
-        for (int r = 0; r < MR; ++r) {
+        for (int r = 0; r < TMR; ++r) {
             const float ark = ar[r][k * ak];
 #pragma GCC unroll 16
             for (int c = 0; c < NR; ++c) acc[r][c] = std::fma(ark, b[c], acc[r][c]);
         }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < TMR; ++r)
 #pragma GCC unroll 16
         for (int c = 0; c < NR; ++c) tile[r * NR + c] = acc[r][c];
 }
@@ -291,15 +314,16 @@ void pack_b(bool tb, const float* B, int ldb, int k0, int kc, int n0, int nc, fl
         for (int c = 0; c < NR; ++c) bp[k * NR + c] = c < nc ? op_at(B, ldb, tb, k0 + k, n0 + c) : 0.0f;
 }
 
-[[maybe_unused]] void matmul_blocked(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
-                                     const float* B, int ldb, float* C, int ldc) {
+template <int TMR>
+void matmul_tiled(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                  int ldb, float* C, int ldc) {
     if (K == 0) {
         for (int m = 0; m < M; ++m)
             for (int n = 0; n < N; ++n) C[size_t(m) * ldc + n] = 0.0f;
         return;
     }
     const size_t am = ta ? 1 : size_t(lda), ak = ta ? size_t(lda) : 1;  // op(A)(m, k) = A[m*am + k*ak]
-    const int strips = (M + MR - 1) / MR, panels = (N + NR - 1) / NR;
+    const int strips = (M + TMR - 1) / TMR, panels = (N + NR - 1) / NR;
     const int split = std::max(1, std::min(strips, max_threads() / panels));  // strip ranges per panel
 #pragma omp parallel for schedule(static)
     for (int unit = 0; unit < panels * split; ++unit) {
@@ -311,14 +335,14 @@ void pack_b(bool tb, const float* B, int ldb, int k0, int kc, int n0, int nc, fl
             const bool last = k0 + kc == K;
             pack_b(tb, B, ldb, k0, kc, n0, nc, bp);
             for (int s = s0; s < s1; ++s) {
-                const int m0 = s * MR, mc = std::min(MR, M - m0);
-                size_t row[MR];  // rows past M repeat the last one; their results are dropped
-                for (int r = 0; r < MR; ++r) row[r] = size_t(std::min(r, mc - 1)) * am;
-                float tile[MR * NR] = {};  // the partial sums so far: none, or those parked in C
+                const int m0 = s * TMR, mc = std::min(TMR, M - m0);
+                size_t row[TMR];  // rows past M repeat the last one; their results are dropped
+                for (int r = 0; r < TMR; ++r) row[r] = size_t(std::min(r, mc - 1)) * am;
+                float tile[TMR * NR] = {};  // the partial sums so far: none, or those parked in C
                 if (k0 > 0)
                     for (int r = 0; r < mc; ++r)
                         for (int c = 0; c < nc; ++c) tile[r * NR + c] = C[size_t(m0 + r) * ldc + n0 + c];
-                micro_kernel(kc, A + m0 * am + k0 * ak, row, ak, bp, tile);
+                micro_kernel<TMR>(kc, A + m0 * am + k0 * ak, row, ak, bp, tile);
                 for (int r = 0; r < mc; ++r) {
                     float* crow = C + size_t(m0 + r) * ldc + n0;
                     if (last)
@@ -329,6 +353,13 @@ void pack_b(bool tb, const float* B, int ldb, int k0, int kc, int n0, int nc, fl
             }
         }
     }
+}
+
+/// `matmul_blocked` is the product with the build's tile height; the tests
+/// run `matmul_tiled` with every target's.
+[[maybe_unused]] void matmul_blocked(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+                                     const float* B, int ldb, float* C, int ldc) {
+    matmul_tiled<MR>(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 
 /// ### Most of an MNIST image is black
@@ -438,10 +469,16 @@ void sparse_transpose(const Sparse& a, int rows, int cols, Sparse& t) {
 /// $B$ (K, N) dense and row-major. Row $m$ of $C$ is a sum of rows of $B$,
 /// $C_{m\cdot} = \alpha \sum_p v_p B_{k_p \cdot}$, one term per nonzero $(k_p, v_p)$
 /// of row $m$, in increasing $k$: the dense loop's order with its zero terms
-/// left out. The columns of $C$ are cut into strips of `SW` = 256; a strip's
-/// 256 running sums live in 16 vector registers while the nonzeros stream by,
-/// each costing one load and one FMA per 16 columns (the unrolled loop
-/// vectorises as in the micro-kernel). Threads own whole strips, i.e. columns
+/// left out. The columns of $C$ are cut into strips of `SW` columns; a
+/// strip's running sums live in vector registers while the nonzeros stream
+/// by, each costing one load and one FMA per vector (the unrolled loop
+/// vectorises as in the micro-kernel). A strip is as many vectors as the
+/// register file holds with two to spare (for the broadcast value and a
+/// load), rounded down to a power of two so that it divides $H = 512$:
+/// 16 vectors with 32 registers, 8 with 16, so `SW` = 256 with AVX-512, 64
+/// with AVX2 and NEON, 32 otherwise. The strip is kept out of line
+/// (`[[gnu::noinline]]`): inlined, GCC 12 compiled the 64-wide AVX2 strip
+/// into code that took the whole program from 1.1 to 2.4 s per epoch. Threads own whole strips, i.e. columns
 /// of $C$: with two threads and $H = 512$ each reads only its half of $W_1$,
 /// 800 KB, which fits in its core's 1 MB L2 cache and stays there from batch
 /// to batch.
@@ -450,10 +487,11 @@ void sparse_transpose(const Sparse& a, int rows, int cols, Sparse& t) {
 /// $C \mathrel{-}= \eta\,(\alpha A B)$, and rows of $A$ without nonzeros are
 /// skipped, their product being exactly zero; the training's update of $W_1$
 /// uses this (see *Training*).
-constexpr int SW = 256;
+constexpr int SW = nn::LANES * (nn::VREGS >= 32 ? 16 : 8);  // see the table above
 
 template <int W, bool STEP>
-void sparse_strip(const Nonzero* nz, size_t n, const float* B, int ldb, float alpha, float lr, float* c) {
+[[gnu::noinline]] void sparse_strip(const Nonzero* nz, size_t n, const float* B, int ldb, float alpha, float lr,
+                                    float* c) {
     float acc[W] = {};
     for (size_t p = 0; p < n; ++p) {
         const float v = nz[p].val;
@@ -470,16 +508,16 @@ void sparse_strip(const Nonzero* nz, size_t n, const float* B, int ldb, float al
     }
 }
 
-template <bool STEP>
+template <bool STEP, int TSW = SW>
 void sparse_product(const Sparse& A, int M, int N, float alpha, const float* B, int ldb, float lr, float* C,
                     int ldc) {
-    // Strips: N/SW wide ones, then 16 wide ones, then those of width 1.
-    const int wide = N / SW, narrow = (N % SW) / 16, rest = N % 16;
+    // Strips: N/TSW wide ones, then 16 wide ones, then those of width 1.
+    const int wide = N / TSW, narrow = (N % TSW) / 16, rest = N % 16;
     const int strips = wide + narrow + rest;
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < strips; ++s) {
-        const int j0 = s < wide            ? s * SW
-                       : s < wide + narrow ? wide * SW + (s - wide) * 16
+        const int j0 = s < wide            ? s * TSW
+                       : s < wide + narrow ? wide * TSW + (s - wide) * 16
                                            : N - rest + (s - wide - narrow);
         for (int m = 0; m < M; ++m) {
             const Nonzero* nz = A.nz.data() + A.start[m];
@@ -487,7 +525,7 @@ void sparse_product(const Sparse& A, int M, int N, float alpha, const float* B, 
             if (STEP && n == 0) continue;
             float* c = C + size_t(m) * ldc + j0;
             if (s < wide)
-                sparse_strip<SW, STEP>(nz, n, B + j0, ldb, alpha, lr, c);
+                sparse_strip<TSW, STEP>(nz, n, B + j0, ldb, alpha, lr, c);
             else if (s < wide + narrow)
                 sparse_strip<16, STEP>(nz, n, B + j0, ldb, alpha, lr, c);
             else

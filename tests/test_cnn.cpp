@@ -6,6 +6,7 @@
 
 #include "helpers.hpp"
 
+#include <cstring>
 #include <sys/stat.h>
 
 namespace {
@@ -97,6 +98,36 @@ TEST_CASE("cnn: the fused forward pass equals the plain reference") {
         for (int c = 0; c < C; ++c)  // the two spare lanes of every route row stay empty
             for (int py = 0; py < PH; ++py) CHECK(route[(c * PH + py) * HALF + 14] + route[(c * PH + py) * HALF + 15] == 0);
     }
+}
+
+TEST_CASE("cnn: the linear layer gives the same bits with every target's classes per pass") {
+    // The definition the chapter gives: 16 partial sums per class, feature i
+    // into sum i % 16 in increasing i, then the 16 added in order, then the
+    // bias. Every target's pass width (10, 5, 2 classes; the build's is one
+    // of them) must give exactly that.
+    nn::Rng r = nn::rng_new(33);
+    Cnn m = init_cnn(r);
+    for (float& b : m.fc_b) b = nn::uniform_f32(r, -0.5f, 0.5f);
+    std::vector<float> p(FC_IN);
+    for (float& v : p) v = nn::uniform_f32(r, 0.0f, 2.0f);
+    float want[CLASSES];
+    for (int j = 0; j < CLASSES; ++j) {
+        float part[HALF] = {};
+        for (int i = 0; i < FC_IN; ++i) part[i % HALF] = std::fma(p[i], m.fc_w[j * FC_IN + i], part[i % HALF]);
+        float s = 0.0f;
+        for (int k = 0; k < HALF; ++k) s += part[k];
+        want[j] = m.fc_b[j] + s;
+    }
+    float got10[CLASSES], got5[CLASSES], got2[CLASSES], got[CLASSES];
+    fc_forward_tiled<10>(m, p.data(), got10);
+    fc_forward_tiled<5>(m, p.data(), got5);
+    fc_forward_tiled<2>(m, p.data(), got2);
+    fc_forward(m, p.data(), got);
+    CHECK(std::memcmp(got10, want, sizeof want) == 0);
+    CHECK(std::memcmp(got5, want, sizeof want) == 0);
+    CHECK(std::memcmp(got2, want, sizeof want) == 0);
+    CHECK(std::memcmp(got, want, sizeof want) == 0);
+    CHECK((FC_CB == 10 || FC_CB == 5 || FC_CB == 2));
 }
 
 TEST_CASE("cnn: softmax cross-entropy gradient equals its central difference") {

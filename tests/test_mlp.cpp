@@ -63,6 +63,34 @@ static const Shape SHAPES[] = {
 // ---------------------------------------------------------------------------
 // Matrix products
 // ---------------------------------------------------------------------------
+// The blocked product with tile height TMR (each target's, see the chapter's
+// table; all are plain C++ and run here) against the naive one.
+template <int TMR>
+void check_tile_height(nn::Rng& rng) {
+    for (const Shape& s : SHAPES) {
+        const int lda = (s.ta ? s.M : s.K) + 3, ldb = (s.tb ? s.K : s.N) + 5, ldc = s.N + 2;
+        const int arows = s.ta ? s.K : s.M, brows = s.tb ? s.N : s.K;
+        std::vector<float> A = random_matrix(rng, size_t(arows) * lda, 0.5f);
+        std::vector<float> B = random_matrix(rng, size_t(brows) * ldb);
+        std::vector<float> ref(size_t(s.M) * ldc, 7.0f), c = ref;
+        matmul_naive(s.ta, s.tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb, ref.data(), ldc);
+        matmul_tiled<TMR>(s.ta, s.tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb, c.data(), ldc);
+        CAPTURE(TMR);
+        CAPTURE(s.M);
+        CAPTURE(s.N);
+        CAPTURE(s.K);
+        CHECK(same_bits(c, ref));
+    }
+}
+
+TEST_CASE("mlp: every target's tile height gives the naive product's bits") {
+    nn::Rng rng = nn::rng_new(15);
+    check_tile_height<8>(rng);  // AVX-512
+    check_tile_height<5>(rng);  // AVX2, NEON
+    check_tile_height<1>(rng);  // other
+    CHECK((MR == 8 || MR == 5 || MR == 1));
+}
+
 TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any thread count") {
     nn::Rng rng = nn::rng_new(11);
     for (const Shape& s : SHAPES) {
@@ -112,6 +140,15 @@ TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense 
             nn::set_threads(threads);
             std::fill(c.begin(), c.end(), 7.0f);
             matmul_sparse(xs, B, H, 1.0f, W.data(), H, c.data(), H);
+            CHECK(same_bits(c, ref));
+        }
+        // every target's strip width (the chapter's SW), not only the build's
+        for (int sw : {256, 64, 32}) {
+            std::fill(c.begin(), c.end(), 7.0f);
+            if (sw == 256) sparse_product<false, 256>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
+            if (sw == 64) sparse_product<false, 64>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
+            if (sw == 32) sparse_product<false, 32>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
+            CAPTURE(sw);
             CHECK(same_bits(c, ref));
         }
         // dW1 = x^T d / B

@@ -7,6 +7,10 @@
 #   PEERS_DIR   where the PyTorch peers live (default ../shared/peers/pytorch);
 #               skipped when absent or when python3 cannot import torch
 #   BENCH_ONLY  space-separated subset of: xor mlp cnn attention peers
+#   BENCH_MARCH the -march of the programs to time (set by `make bench
+#               MARCH=...`, which builds them into tests/bench/MARCH/); the peak
+#               is measured at that target's vector width. Default: native, the
+#               programs of `make` in the repository root.
 #   BENCH_NATIVE_BLAS=1  unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for ours
 #               and the peers alike (by default OPENBLAS_CORETYPE=Haswell, as on
 #               the project machines: AVX2 kernels only)
@@ -24,10 +28,12 @@ want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 if [ "${BENCH_NATIVE_BLAS:-0}" = 1 ]; then unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; else export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"; fi
 export MNIST_DIR=data   # the verified, unpacked copy that `make data` keeps
 
-$CXX -std=c++20 -O3 -march=native -ffp-contract=fast -fopenmp tests/bench/peak.cpp -o tests/bench/peak
-peak_line=$(./tests/bench/peak)
+MARCH=${BENCH_MARCH:-}
+if [ -n "$MARCH" ]; then BIN=tests/bench/$MARCH; PEAK=$BIN/peak; else BIN=.; PEAK=tests/bench/peak; fi
+$CXX -std=c++20 -O3 -march=${MARCH:-native} -ffp-contract=fast -fopenmp tests/bench/peak.cpp -o "$PEAK"
+peak_line=$("./$PEAK")
 peak=$(echo "$peak_line" | awk '{print $2}')
-echo "$(nproc) cores, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}, $(date -u +%Y-%m-%d)"
+echo "$(nproc) cores, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}, $(date -u +%Y-%m-%d), -march=${MARCH:-native}"
 echo "$peak_line"
 printf '%-10s %-44s %8s %8s %8s %9s %6s %8s\n' program config whole_s train_s acc% GFLOP/s %peak maxRSS_MB
 
@@ -51,17 +57,17 @@ run() {
     rm -f "$out" "$out.err"
 }
 
-if want xor && [ -x xor ]; then run xor xor "2-4-1, 1e6 epochs, lr 0.01" ./xor; fi
+if want xor && [ -x $BIN/xor ]; then run xor xor "2-4-1, 1e6 epochs, lr 0.01" $BIN/xor; fi
 if want mlp && [ -f mlp.cpp ]; then
-    make -s tests/bench/mlp-builtin tests/bench/mlp-blas >/dev/null
-    run mlp-builtin mlp "784-512-10, 10 ep, built-in GEMM" ./tests/bench/mlp-builtin --save none --log none
-    run mlp-blas mlp "784-512-10, 10 ep, OpenBLAS" ./tests/bench/mlp-blas --save none --log none
+    if [ -z "$MARCH" ]; then make -s tests/bench/mlp-builtin tests/bench/mlp-blas >/dev/null; MLP=tests/bench; else MLP=$BIN; fi
+    run mlp-builtin mlp "784-512-10, 10 ep, built-in GEMM" ./$MLP/mlp-builtin --save none --log none
+    run mlp-blas mlp "784-512-10, 10 ep, OpenBLAS" ./$MLP/mlp-blas --save none --log none
 fi
-if want cnn && [ -x cnn ]; then run cnn cnn "conv3x3x8+pool+fc, 3 ep, batch 32" ./cnn --log none; fi
-if want attention && [ -x attention ]; then
-    run attention-default attention "default: D64 FF128 8 ep, cosine from 0.1" ./attention --log none
-    run attention-later attention "orig. later: D64 FF128 8 ep sinusoidal lr .01" ./attention --log none --d-model 64 --ff 128 --epochs 8 --pos sinusoidal --schedule constant --lr 0.01
-    run attention-first attention "orig. first: D16 FF32 5 ep random pos" ./attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01
+if want cnn && [ -x $BIN/cnn ]; then run cnn cnn "conv3x3x8+pool+fc, 3 ep, batch 32" $BIN/cnn --log none; fi
+if want attention && [ -x $BIN/attention ]; then
+    run attention-default attention "default: D64 FF128 8 ep, cosine from 0.1" $BIN/attention --log none
+    run attention-later attention "orig. later: D64 FF128 8 ep sinusoidal lr .01" $BIN/attention --log none --d-model 64 --ff 128 --epochs 8 --pos sinusoidal --schedule constant --lr 0.01
+    run attention-first attention "orig. first: D16 FF32 5 ep random pos" $BIN/attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01
 fi
 
 if want peers && [ -d "$PEERS_DIR" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
