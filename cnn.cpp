@@ -491,6 +491,9 @@ struct Config {
     int epochs = 3;
     int batch = 32;
     float lr = 0.01f;
+    nn::Schedule schedule;  // constant: the original's
+    int val = 0;            // images held out for validation
+    nn::EarlyStop stop;     // off (patience 0)
     uint64_t seed = 1;
     int threads = nn::default_threads();
     std::string data;
@@ -517,11 +520,19 @@ std::vector<nn::Tensor> tensors(Cnn& m) {
             {"fc_b", &m.fc_b, {CLASSES, 1, 1, 1}}};
 }
 
-double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn::CsvLog& log) {
+double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions = nullptr);
+
+/// The loop: each step's learning rate from `--schedule`; with `--val`, the
+/// held-out images' accuracy on the epoch's line and in its log row, and with
+/// `--patience` an early end and the best epoch's parameters kept (the rules
+/// are in `common.hpp`). `--save` then writes only an epoch that improved.
+double train(Cnn& m, const nn::Split& train_set, const nn::Split& val, Config cfg, Rng& rng, nn::CsvLog& log) {
     Batch t = make_batch(cfg.batch);
     std::vector<int> order(train_set.n);
     for (int i = 0; i < train_set.n; ++i) order[i] = i;
     double total_secs = 0;
+    Cnn best;
+    const long batches = (train_set.n + cfg.batch - 1) / cfg.batch;
     for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, order);
@@ -530,8 +541,10 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         long batch_no = 0;
         for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
             const int B = std::min(cfg.batch, train_set.n - start);
-            const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
-            nn::check_loss(true_loss(t, B), epoch, batch_no + 1, cfg.lr);
+            const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch - 1, (epoch - 1) * batches + batch_no,
+                                       cfg.epochs * batches);
+            const float loss = train_step(m, train_set, &order[start], B, t, lr);
+            nn::check_loss(true_loss(t, B), epoch, batch_no + 1, lr);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }
@@ -539,10 +552,24 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         const float secs = float(nn::now_seconds() - t0);
         total_secs += secs;
         const float avg = total_loss / float(train_set.n);
-        std::printf("Epoch %d | loss=%.6f | time=%.3fs\n", epoch, double(avg), double(secs));
+        const double val_acc = val.n > 0 ? accuracy(m, val, cfg.batch) / 100.0 : -1.0;
+        char val_text[32] = "";
+        if (val.n > 0) std::snprintf(val_text, sizeof val_text, " | val_acc=%.2f%%", 100 * val_acc);
+        std::printf("Epoch %d | loss=%.6f | time=%.3fs%s\n", epoch, double(avg), double(secs), val_text);
         std::fflush(stdout);
-        nn::log_epoch(log, epoch, avg, secs);
-        if (!cfg.save.empty()) nn::save_model(cfg.save, "cnn", tensors(m));
+        nn::log_epoch(log, epoch, avg, secs, val_acc);
+        const bool better = cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch, val_acc);
+        if (better) best = m;
+        if (!cfg.save.empty() && (cfg.stop.patience == 0 || better)) nn::save_model(cfg.save, "cnn", tensors(m));
+        if (nn::should_stop(cfg.stop)) {
+            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
+            break;
+        }
+    }
+    if (cfg.stop.patience > 0) {
+        m = best;
+        std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
+                    100 * cfg.stop.best);
     }
     return total_secs;
 }
@@ -554,7 +581,7 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
 /// on a tie, as the original). The samples are in their file order; the
 /// per-sample verdicts are added up after the parallel loop, so the count does
 /// not depend on the threads.
-double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions = nullptr) {
+double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions) {
     Batch t = make_batch(batch);
     std::vector<int> idx(batch);
     long correct = 0;
@@ -611,16 +638,22 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
+    nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
                          flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
+    nn::check_schedule(cfg.schedule);
+    nn::check_early_stop(cfg.stop, cfg.val);
     nn::set_threads(cfg.threads);
 
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
     nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set, /*floats=*/false);
-    std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
+    nn::check_val(cfg.val, train_set.n);
+    const nn::Split val_set = nn::split_off(train_set, cfg.val);
+    if (cfg.val > 0) std::printf("Train: %d | Val: %d | Test: %d\n", train_set.n, val_set.n, test_set.n);
+    else std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
 
     Rng rng = nn::rng_new(cfg.seed);
     Cnn m = init_cnn(rng);
@@ -631,7 +664,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     if (!cfg.eval) {
         std::printf("Training CNN: epochs=%d batch=%d lr=%g\n", cfg.epochs, cfg.batch, double(cfg.lr));
         std::fflush(stdout);
-        train_secs = train(m, train_set, cfg, rng, log);
+        train_secs = train(m, train_set, val_set, cfg, rng, log);
     }
     std::printf("Testing...\n");
     std::vector<uint8_t> predictions;

@@ -82,6 +82,9 @@ struct Config {
     int epochs = 10;
     int batch = 64;
     float lr = 0.01f;
+    nn::Schedule schedule;                         // constant: the original's
+    int val = 0;                                   // images held out for validation
+    nn::EarlyStop stop;                            // off (patience 0)
     int hidden = 512;
     uint64_t seed = 1;
     int threads = nn::default_threads();
@@ -841,12 +844,17 @@ double step_flops(int B, int H, long nonzeros) {
 /// ($60{,}000 = 937 \cdot 64 + 32$), and its gradient is a mean over its own
 /// size. After each batch the loss is checked for divergence. The epoch's line
 /// and log row give the mean loss per image and the epoch's seconds (shuffle
-/// included), as `float`s, the original's format.
+/// included), as `float`s, the original's format. The learning rate of each
+/// step comes from `--schedule`; with `--val`, the held-out images' accuracy
+/// joins the line and the row, and `--patience` may end training early
+/// (both in `common.hpp`), leaving the best epoch's parameters in `net`.
 struct TrainStats {
     double flops = 0;
 };
 
-TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
+float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions);
+
+TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config cfg, Rng& rng) {
     nn::CsvLog log{cfg.log == "none" ? "" : cfg.log, ""};
     if (!log.path.empty()) {  // like the original, start the log empty (and fail early if we cannot)
         nn::make_parent_dir(log.path);
@@ -858,6 +866,8 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
     std::vector<int> order(data.n);
     for (int i = 0; i < data.n; ++i) order[i] = i;
     TrainStats stats;
+    Net best;  // the best epoch's parameters, with --patience
+    const long batches = (data.n + cfg.batch - 1) / cfg.batch;
     for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::Progress progress = nn::progress_start();
@@ -866,22 +876,35 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
         long batch = 0;
         for (int first = 0; first < data.n; first += cfg.batch, ++batch) {
             const int B = std::min(cfg.batch, data.n - first);
+            const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch, epoch * batches + batch, cfg.epochs * batches);
             gather_batch(data, images, &order[first], B, w);
             forward(net, w, B);
             const float loss = xent_backward(w.p.data(), w.y.data(), w.dz2.data(), B);
-            nn::check_loss(loss, epoch + 1, batch, cfg.lr);
+            nn::check_loss(loss, epoch + 1, batch, lr);
             total += loss;
             backward(net, w, B, g, USE_BLAS);  // dW1: see sgd_step
-            sgd_step(net, g, w, B, cfg.lr);
+            sgd_step(net, g, w, B, lr);
             stats.flops += step_flops(B, net.H, USE_BLAS ? 0 : long(w.xs.start[B]));
             nn::progress_update(progress, epoch + 1, first + B, data.n, total);
         }
         nn::progress_end(progress);
         const float secs = float(nn::now_seconds() - t0);
         const float mean = total / float(data.n);
-        std::printf("Epoch %d, Loss: %.6f Time: %.6f\n", epoch + 1, double(mean), double(secs));
+        const double val_acc = val.n > 0 ? test_accuracy(net, val, cfg.batch, nullptr) / 100.0 : -1.0;
+        char val_text[32] = "";
+        if (val.n > 0) std::snprintf(val_text, sizeof val_text, " Val: %.2f%%", 100 * val_acc);
+        std::printf("Epoch %d, Loss: %.6f Time: %.6f%s\n", epoch + 1, double(mean), double(secs), val_text);
         std::fflush(stdout);
-        nn::log_epoch(log, epoch + 1, mean, secs);
+        nn::log_epoch(log, epoch + 1, mean, secs, val_acc);
+        if (cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch + 1, val_acc)) best = net;
+        if (nn::should_stop(cfg.stop)) {
+            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
+            break;
+        }
+    }
+    if (cfg.stop.patience > 0) {
+        net = best;
+        std::printf("Best epoch: %d (val %.2f%%), its parameters kept\n", cfg.stop.best_epoch, 100 * cfg.stop.best);
     }
     return stats;
 }
@@ -892,7 +915,7 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
 /// order); the prediction is the class of highest probability, the first one
 /// on a tie. Accuracy in percent, computed in `float` as the original does.
 /// `predictions`, when given, receives every image's answer, in file order.
-float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions = nullptr) {
+float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions) {
     const Sparse images = USE_BLAS ? Sparse{} : sparse_images(data);
     Work w = make_work(std::min(batch, data.n), net.H, images);
     std::vector<int> order(data.n);
@@ -1054,9 +1077,12 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         {.name = "--eval", .help = "only evaluate the --load model on the test set", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
+    nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "mlp", "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).", flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
+    nn::check_schedule(cfg.schedule);
+    nn::check_early_stop(cfg.stop, cfg.val);
     nn::set_threads(cfg.threads);
 #ifdef NN_BLAS
     openblas_set_num_threads(1);  // one pool of threads, ours: see "Threads, twice"
@@ -1071,8 +1097,11 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
     std::printf("Loading test data...\n");
     std::fflush(stdout);
     nn::Split test_set = nn::load_split(dir, "t10k", false);
+    nn::check_val(cfg.val, train_set.n);
+    const nn::Split val_set = nn::split_off(train_set, cfg.val);
     const double load_time = nn::now_seconds() - program_start;
     std::printf("Data loading time: %.2f seconds\n", load_time);
+    if (cfg.val > 0) std::printf("Train: %d | Val: %d | Test: %d\n", train_set.n, val_set.n, test_set.n);
 
     std::printf("Initializing neural network...\n");
     Rng rng = nn::rng_new(cfg.seed);
@@ -1085,7 +1114,7 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
     std::printf("Training neural network...\n");
     std::fflush(stdout);
     const double train_start = nn::now_seconds();
-    TrainStats stats = train(net, train_set, cfg, rng);
+    TrainStats stats = train(net, train_set, val_set, cfg, rng);
     const double train_time = nn::now_seconds() - train_start;
     std::printf("Total training time: %.2f seconds\n", train_time);
 
