@@ -1452,11 +1452,15 @@ std::string attention_svg(const Model& m, const nn::Split& test_set, int index) 
 /// (one line in reality). `train_s` sums the epochs' training time (shuffling,
 /// patches, forward, backward, update; not the evaluation), `gflop` is the
 /// count described under *Counting the work*. The log, `epoch,loss,time` per
-/// epoch as the original writes it, goes to
+/// epoch as the original writes it (`epoch,loss,val_accuracy,time` with
+/// `--val`, as the newest writes it), goes to
 /// `logs/training_loss_attention_mnist.txt` unless `--log` says otherwise.
 ///
 /// The two published versions stay one command away: `--schedule constant
-/// --lr 0.01` is the newest (add `--val 6000` to hold out its 10%), and
+/// --lr 0.01` is the newest (add `--val 6000 --patience 3 --min-delta 0.0001`
+/// for its 10% held out and its early stopping; one difference remains: the
+/// newest tests its last epoch's parameters and only saves the best, while
+/// we test and save the best), and
 /// `--d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr
 /// 0.01` the first. The original seeds its generator from the clock; we use
 /// seed 1 unless `--seed time` is given. `--load FILE` starts from a saved
@@ -1485,7 +1489,8 @@ std::string attention_svg(const Model& m, const nn::Split& test_set, int index) 
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "attention",
                          "Train one self-attention head over 4x4 patches on MNIST (the original "
-                         "mnist_attention_pool).",
+                         "mnist_attention_pool).\nThe newest original: --schedule constant --lr 0.01 --val 6000 "
+                         "--patience 3 --min-delta 0.0001",
                          flags))
         return 0;
     if (cfg.pos != "sinusoidal" && cfg.pos != "random")

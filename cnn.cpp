@@ -610,6 +610,61 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     nn::write_file_atomic(path, text.data(), text.size());
 }
 
+/// ## Choosing the learning rate on validation data
+///
+/// The original trains at 0.01 and reaches 93.11% here. Whether another rate
+/// does better is a question for data the model has not trained on, and not
+/// for the test set: a rate chosen by its test accuracy is partly chosen for
+/// its luck on those 10,000 images, and the test accuracy stops being a
+/// measurement (the MLP chapter says more). So: `--val 6000` holds out the
+/// last 6000 training images, and the choice is made on their accuracy; the
+/// test set is used once, at the end.
+///
+/// The sweep: the original's three epochs, batch 32, seed 1, a constant
+/// rate and a cosine decay (formulas in `common.hpp`) at peaks 0.01 to 1,
+/// about threefold apart, and step and exponential decay at 0.1. The rule,
+/// fixed before: the highest validation accuracy after the last epoch wins.
+///
+/// | `--schedule` | `--lr` (peak) | validation accuracy after epoch 3 |
+/// |---|---|---|
+/// | constant | 0.01 | 93.30% (the original) |
+/// | constant | 0.03 | 96.77% |
+/// | constant | 0.1 | 98.12% (seeds 2, 3: 97.88%, 97.60%) |
+/// | constant | 0.3 | 98.00% |
+/// | constant | 1 | 9.92% (never learns) |
+/// | cosine | 0.01 | 92.93% |
+/// | cosine | 0.03 | 95.27% |
+/// | cosine | 0.1 | 98.02% |
+/// | **cosine** | **0.3** | **98.30%** (seeds 2, 3: 98.45%, 98.28%) |
+/// | cosine | 1 | 10.50% (never learns) |
+/// | step, ×0.5 every epoch | 0.1 | 98.08% |
+/// | exponential, ×0.8 per epoch | 0.1 | 98.12% |
+///
+/// ![Validation accuracy per epoch of the CNN's candidates (the two runs at 1 left out)](sweep_cnn.svg)
+///
+/// The lesson is the MLP's, sharper. The original's rate is ten to thirty
+/// times too small: at 0.01 the network is still learning fast when its three
+/// epochs end (the loss falls from 0.63 to 0.28), and each threefold step up
+/// to 0.1 gains 1.3 to 3.5 points. Above 0.1 the schedule starts to matter:
+/// a constant 0.3 is slightly worse than 0.1, while a cosine decay from 0.3,
+/// which takes large steps early and small ones at the end, beats the
+/// constant 0.1 on each of three seeds, by 0.2 to 0.7 points.
+/// At 1 the first steps kill the network: the loss sits at $\ln 10$, the
+/// accuracy at chance. The winner is one threefold step below that cliff,
+/// which is closer than the attention chapter was willing to go; here the
+/// two other seeds train just as well, so we keep the rule's choice.
+///
+/// The chosen configuration, trained on all 60,000 images and tested once:
+///
+///     ./cnn --schedule cosine --lr 0.3      # 98.05% on the test set (seed 1)
+///
+/// against 93.11% for the default, at the same cost (three epochs, 15,770
+/// parameters: the original's model was never the limit, its learning rate
+/// was). The default stays the original's configuration. The logs are under
+/// `docs/data/cnn/`, the commands in `docs/data/README.md`; the twelve runs
+/// took under a minute on this project's two-core machine, busy with other
+/// work at the time.
+///
 /// ## The program
 ///
 /// Flags, then the original's run: load, train, test, with the original's
@@ -639,7 +694,9 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
-    if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
+    if (!nn::parse_flags(argc, argv, "cnn",
+                         "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.\n"
+                         "Chosen on validation (see the chapter): --schedule cosine --lr 0.3",
                          flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);

@@ -638,12 +638,13 @@ inline Split split_off(Split& s, int n) {
 /// | `step` | $\eta_0\,\gamma^{\lfloor e/k \rfloor}$ | times $\gamma$ every $k$ epochs (`--lr-step k`, `--lr-gamma`) |
 /// | `exponential` | $\eta_0\,\gamma^{e}$ | times $\gamma$ every epoch (`--lr-gamma`) |
 ///
-/// The original's schedulers change the rate between epochs only; our cosine
-/// moves at every step (a smooth curve, and no step of the last epoch is
-/// taken at the last epoch's first, larger rate), while `step` and
-/// `exponential` change it between epochs as the original does. Reached by
-/// $\gamma < 1$ only: a growing rate diverges, so `--lr-gamma` accepts
-/// $(0, 1]$, and `--lr-step` at least 1.
+/// The original's schedulers change the rate between epochs only. Our cosine
+/// moves at every step, so the rate glides down within each epoch instead of
+/// jumping between them (the attention chapter's default has always done
+/// so); `step` and `exponential` change it between epochs, as the original
+/// does. They decay when $\gamma < 1$; a growing rate would end in
+/// divergence, so `--lr-gamma` accepts $(0, 1]$ ($\gamma = 1$ is the
+/// constant rate), and `--lr-step` at least 1.
 struct Schedule {
     std::string kind = "constant";  // constant, cosine, step, exponential
     int step = 1;                   // k: epochs between two decays of `step`

@@ -948,6 +948,80 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     nn::write_file_atomic(path, text.data(), text.size());
 }
 
+/// ## Choosing the learning rate on validation data
+///
+/// The original's rate, 0.01, gives 94.32%. Is it a good rate? The tempting
+/// way to find out is to try a few and keep the one with the best test
+/// accuracy. Then the 10,000 test images would have taken part in training:
+/// not through a gradient, but through our choice. The winner of a sweep is
+/// partly the candidate that was lucky on those particular images, so its
+/// test accuracy overstates how it does on digits nobody has looked at, and
+/// the test set no longer measures anything. The rule is older than neural
+/// networks: choose on data you hold out from training (*validation*),
+/// report on test data once, after every choice is made.
+///
+/// `--val 6000` holds out the last 6000 training images (10%, as the newest
+/// original does), trains on the other 54,000, and prints and logs the
+/// held-out accuracy after every epoch; `--schedule` changes the rate over the
+/// run (the schedules and their formulas are in `common.hpp`). The sweep:
+/// the original's ten epochs, batch 64, seed 1, with a constant rate and with
+/// a cosine decay, at peaks 0.01 to 1 (a factor of about 3 apart), and the
+/// two other schedules at 0.1. The rule, fixed before the first run: the
+/// highest validation accuracy after the last epoch wins. When 1 came out on
+/// top, at the edge of the range, we added 3, so that the winner has a
+/// candidate above it too.
+///
+/// | `--schedule` | `--lr` (peak) | validation accuracy after epoch 10 |
+/// |---|---|---|
+/// | constant | 0.01 | 95.15% (the original) |
+/// | constant | 0.03 | 97.08% |
+/// | constant | 0.1 | 98.25% |
+/// | constant | 0.3 | 98.37% |
+/// | constant | 1 | 98.13% (97.30%, then 96.30% after epoch 2) |
+/// | cosine | 0.01 | 93.75% |
+/// | cosine | 0.03 | 96.10% |
+/// | cosine | 0.1 | 97.93% |
+/// | cosine | 0.3 | 98.32% |
+/// | **cosine** | **1** | **98.42%** (seeds 2, 3: 98.42%, 98.38%) |
+/// | cosine | 3 | 23.63% (collapsed in the first epoch: 28.37% after it) |
+/// | step, ×0.5 every 3 epochs | 0.1 | 97.92% |
+/// | exponential, ×0.8 per epoch | 0.1 | 97.77% |
+///
+/// ![Validation accuracy per epoch of the MLP's candidates (the diverged run left out)](sweep_mlp.svg)
+///
+/// What it shows:
+///
+/// - **The rate matters far more than its schedule.** Each threefold step up
+///   from 0.01 gains, by 2, 1 and then 0.1 points; the original's rate is
+///   about thirty times too small for ten epochs. At a fixed peak of 0.1 the
+///   four schedules end within half a point of each other, and the decaying
+///   ones lose: they spend the run below a rate that was already too small.
+/// - **The top is flat.** Everything between 0.3 and 1 lands within 0.3
+///   points, 17 images of 6000. One validation accuracy near 98.4% measured
+///   on 6000 images has a standard error of
+///   $\sqrt{0.984 \cdot 0.016 / 6000} = 0.16$ points, so cosine 1 beats
+///   constant 0.3 by less than the noise; two more seeds (in the table) keep
+///   cosine 1 on top, by little. Cosine 0.3 on the same seeds: 98.25%, 98.42%.
+/// - **A large constant rate jumps about.** At 1 the validation accuracy
+///   falls by a point after epoch 2 and ends below its best epoch; the
+///   cosine decay from the same peak ends with small steps, and its last
+///   epoch is its best.
+/// - **There is a cliff**, between 1 and 3: at 3 the first steps throw the
+///   network into a region it does not leave in ten epochs.
+///
+/// The chosen configuration, trained on all 60,000 images (the choice is
+/// made, so the held-out images go back to work) and tested once:
+///
+///     ./mlp --schedule cosine --lr 1        # 98.16% on the test set (seed 1)
+///
+/// against 94.32% for the default, at the same cost: ten epochs, the same
+/// network. The default stays the original's configuration, so that the
+/// chapter's comparisons with the original hold. The logs of the sweep
+/// (`epoch,loss,val_accuracy,time`) are under `docs/data/mlp/`, with the
+/// commands in `docs/data/README.md`; on this project's two-core machine,
+/// busy with other work at the time, the thirteen runs of the sweep took
+/// about three minutes in all.
+///
 /// ## Saving and loading
 ///
 /// The original's model file, byte for byte, so that its tools
@@ -1078,7 +1152,10 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
-    if (!nn::parse_flags(argc, argv, "mlp", "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).", flags))
+    if (!nn::parse_flags(argc, argv, "mlp",
+                         "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).\n"
+                         "Chosen on validation (see the chapter): --schedule cosine --lr 1",
+                         flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
     nn::check_schedule(cfg.schedule);
