@@ -661,7 +661,11 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 /// against 93.11% for the default, at the same cost (three epochs, 15,770
 /// parameters: the original's model was never the limit, its learning rate
 /// was). The default stays the original's configuration. The logs are under
-/// `docs/data/cnn/`, the commands in `docs/data/README.md`; the twelve runs
+/// `docs/data/cnn/`, one per row of the table, each written by a command like
+///
+///     ./cnn --val 6000 --schedule cosine --lr 0.3 --log docs/data/cnn/cosine-lr0.3.csv
+///
+/// (all of them are in `docs/data/README.md`); the twelve runs
 /// took under a minute on this project's two-core machine, busy with other
 /// work at the time.
 ///

@@ -1017,8 +1017,12 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 /// against 94.32% for the default, at the same cost: ten epochs, the same
 /// network. The default stays the original's configuration, so that the
 /// chapter's comparisons with the original hold. The logs of the sweep
-/// (`epoch,loss,val_accuracy,time`) are under `docs/data/mlp/`, with the
-/// commands in `docs/data/README.md`; on this project's two-core machine,
+/// (`epoch,loss,val_accuracy,time`) are under `docs/data/mlp/`, one per row
+/// of the table, each written by a command like
+///
+///     ./mlp --val 6000 --schedule cosine --lr 1 --save none --log docs/data/mlp/cosine-lr1.csv
+///
+/// (all of them are in `docs/data/README.md`); on this project's two-core machine,
 /// busy with other work at the time, the thirteen runs of the sweep took
 /// about three minutes in all.
 ///
