@@ -688,9 +688,10 @@ inline void check_early_stop(const EarlyStop& e, int val) {
 }
 
 /// Records epoch `epoch`'s validation accuracy; true when it is the new best
-/// (the caller then keeps a copy of the parameters).
+/// (the caller then keeps a copy of the parameters). The first epoch always
+/// is, so there is always a best epoch to keep.
 inline bool improved(EarlyStop& e, int epoch, double val_accuracy) {
-    if (val_accuracy > e.best + e.min_delta) {
+    if (e.best_epoch == 0 || val_accuracy > e.best + e.min_delta) {
         e.best = val_accuracy, e.best_epoch = epoch, e.waited = 0;
         return true;
     }

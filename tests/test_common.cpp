@@ -369,6 +369,10 @@ TEST_CASE("early stopping: improvement beyond min-delta, patience counted from t
     CHECK(nn::improved(again, 3, 0.92));  // a gain resets the count
     CHECK(!nn::improved(again, 4, 0.92));
     CHECK(!nn::should_stop(again));
+    nn::EarlyStop strict{.patience = 1, .min_delta = 1};  // even an accuracy of 0 makes a first best epoch
+    CHECK(nn::improved(strict, 1, 0.0));
+    CHECK(strict.best_epoch == 1);
+    CHECK(!nn::improved(strict, 2, 1.0));
     nn::EarlyStop off;  // patience 0: never stops
     for (int i = 1; i <= 5; ++i) nn::improved(off, i, 0.5);
     CHECK(!nn::should_stop(off));
