@@ -672,8 +672,9 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 /// ## The program
 ///
 /// Flags, then the original's run: load, train, test, with the original's
-/// printed lines. A model can be saved (`--save`, after every epoch, written
-/// whole or not at all, in the format described in `common.hpp`) and loaded
+/// printed lines. A model can be saved (`--save`, after every epoch, or with
+/// `--patience` after every epoch that improves, written whole or not at
+/// all, in the format described in `common.hpp`) and loaded
 /// again to continue training or, with `--eval`, only to be tested.
 ///
 /// The last line sums the run up for `make bench`. Its floating-point
