@@ -27,15 +27,16 @@ void write_idx(const nn::Split& s, int n, const std::string& dir, const std::str
     th::write_bytes(dir + "/" + prefix + "-labels-idx1-ubyte", lab);
 }
 
-// 1200 training and 300 test images of MNIST, written once.
+// 600 training and 200 test images of MNIST, written once (the sanitizer
+// build runs this whole file in about ten CPU seconds).
 const std::string& small_mnist() {
     static std::string dir = [] {
         nn::Split train, test;
         nn::load_mnist(th::mnist_dir(), train, test, false);
-        std::string d = th::path("mnist-1200-300");
+        std::string d = th::path("mnist-600-200");
         REQUIRE(::mkdir(d.c_str(), 0755) == 0);
-        write_idx(train, 1200, d, "train");
-        write_idx(test, 300, d, "t10k");
+        write_idx(train, 600, d, "train");
+        write_idx(test, 200, d, "t10k");
         return d;
     }();
     return dir;
@@ -50,7 +51,7 @@ struct Program {
 const Program programs[] = {
     {"mlp", "--hidden 32 --batch 32 --lr 0.1", "constant", "Test Accuracy: "},
     {"cnn", "--lr 0.05", "constant", "Test Accuracy: "},
-    {"attention", "--d-model 16 --ff 32 --batch 8", "cosine", "Final test accuracy: "},
+    {"attention", "--d-model 8 --ff 16 --batch 8", "cosine", "Final test accuracy: "},
 };
 
 th::Run run(const Program& p, const std::string& flags) {
@@ -123,9 +124,9 @@ TEST_CASE("validation: logs, schedules and early stopping in mlp, cnn and attent
         CHECK(epoch_line(decay.out, 2) != epoch_line(plain.out, 2));
 
         // --val: the split is announced, every epoch line and log row has its accuracy in [0, 1]
-        th::Run val = run(p, "--epochs 2 --val 200 --log " + vlog + none);
+        th::Run val = run(p, "--epochs 2 --val 100 --log " + vlog + none);
         REQUIRE(val.code == 0);
-        CHECK(val.out.find("Train: 1000 | Val: 200 | Test: 300\n") != std::string::npos);
+        CHECK(val.out.find("Train: 500 | Val: 100 | Test: 200\n") != std::string::npos);
         const auto vrows = csv(vlog);
         REQUIRE(vrows.size() == 2);
         for (const auto& r : vrows) {
@@ -141,25 +142,25 @@ TEST_CASE("validation: logs, schedules and early stopping in mlp, cnn and attent
         // epoch 2, keeps epoch 1, and tests and saves exactly what a one-epoch
         // run tests and saves (a constant rate, so epoch 1 is the same in both)
         const std::string best = th::path(p.name + "-best.model"), one = th::path(p.name + "-one.model");
-        th::Run stop = run(p, "--epochs 5 --schedule constant --val 200 --patience 1 --min-delta 1 --log " + vlog +
+        th::Run stop = run(p, "--epochs 5 --schedule constant --val 100 --patience 1 --min-delta 1 --log " + vlog +
                                   " --save " + best);
         REQUIRE(stop.code == 0);
         CHECK(stop.out.find("Early stop: no validation gain in 1 epochs\n") != std::string::npos);
         CHECK(stop.out.find("Best epoch: 1 (val") != std::string::npos);
         CHECK(csv(vlog).size() == 2);
-        th::Run first = run(p, "--epochs 1 --schedule constant --val 200 --log none --save " + one);
+        th::Run first = run(p, "--epochs 1 --schedule constant --val 100 --log none --save " + one);
         REQUIRE(first.code == 0);
         CHECK(!accuracy(p, stop.out).empty());
         CHECK(accuracy(p, stop.out) == accuracy(p, first.out));
         CHECK(nn::read_file(best) == nn::read_file(one));
 
         // without early stopping the last epoch's parameters are kept: another model
-        th::Run last = run(p, "--epochs 2 --schedule constant --val 200 --log none --save " + best);
+        th::Run last = run(p, "--epochs 2 --schedule constant --val 100 --log none --save " + best);
         REQUIRE(last.code == 0);
         CHECK(nn::read_file(best) != nn::read_file(one));
 
         // bad combinations: one line, exit 2
-        for (const std::string& bad : {std::string("--val 1200"), std::string("--patience 2"),
+        for (const std::string& bad : {std::string("--val 600"), std::string("--patience 2"),
                                        std::string("--lr-step 0"), std::string("--lr-gamma 0"),
                                        std::string("--schedule linear")}) {
             CAPTURE(bad);
