@@ -188,10 +188,11 @@ bench: $(if $(MARCH),$(BENCH_BINS),$(PROGRAMS)) data
 # says so in one line. -Wno-restrict: as for the tests (GCC bug 105329).
 DOCS_PARTS := docs/intro.md $(addsuffix .cpp,$(PROGRAMS)) common.hpp docs/results.md
 DOCS_ATTENTION_LOGS := $(wildcard docs/data/attention/*.txt docs/data/attention/*.csv)
+DOCS_SWEEPS := $(foreach p,mlp cnn,$(if $(wildcard docs/data/$(p)/*.csv),docs/sweep_$(p).svg))
 DOCS_MADE := docs/mnist_digits.svg $(if $(wildcard docs/data/bench.txt),docs/bench.md) \
   $(patsubst docs/data/training_loss_%.txt,docs/loss_%.svg,$(wildcard docs/data/training_loss_*.txt)) \
   $(if $(wildcard docs/data/cnn.model),docs/cnn_filters.svg docs/cnn_confusion.svg) \
-  $(if $(DOCS_ATTENTION_LOGS),docs/loss_attention.svg) \
+  $(if $(DOCS_ATTENTION_LOGS),docs/loss_attention.svg) $(DOCS_SWEEPS) \
   $(if $(wildcard docs/data/attention/attention.model),docs/attention_map.svg)
 PANDOC_FLAGS := -f markdown-raw_tex -s --toc --toc-depth=2 --mathml --self-contained -H tutorial-style.html \
   --metadata title="Neural networks from scratch, one C++ file per model" --fail-if-warnings
@@ -232,6 +233,10 @@ docs/loss_%.svg: docs/data/training_loss_%.txt docs/figures
 	./docs/figures loss $@ "Training loss: $*" $<
 docs/loss_attention.svg: $(DOCS_ATTENTION_LOGS) docs/figures
 	./docs/figures loss $@ "Training loss: attention" $(DOCS_ATTENTION_LOGS)
+docs/sweep_mlp.svg: $(wildcard docs/data/mlp/*.csv)
+docs/sweep_cnn.svg: $(wildcard docs/data/cnn/*.csv)
+docs/sweep_%.svg: docs/figures
+	./docs/figures val $@ "Validation accuracy: $*, learning-rate candidates" $(wildcard docs/data/$*/*.csv)
 docs/cnn_filters.svg: docs/data/cnn.model docs/figures
 	./docs/figures filters $< $@
 docs/cnn_confusion.svg docs/cnn_eval.md &: docs/data/cnn.model docs/figures

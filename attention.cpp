@@ -1250,11 +1250,12 @@ struct Config {
     int epochs = 8;
     int batch = 32;
     float lr = 0.1f;
-    std::string schedule = "cosine";
+    nn::Schedule schedule{.kind = "cosine"};
     int d_model = 64;
     int ff = 128;
     std::string pos = "sinusoidal";
     int val = 0;
+    nn::EarlyStop stop;  // off (patience 0)
     uint64_t seed = 1;
     int threads = nn::default_threads();
     std::string data;
@@ -1265,12 +1266,6 @@ struct Config {
     std::string map_file;
     int map_index = 0;
 };
-
-float lr_at(const Config& cfg, long step, long total) {
-    if (cfg.schedule == "cosine")
-        return float(0.5 * cfg.lr * (1.0 + std::cos(3.14159265358979323846 * double(step) / double(total))));
-    return cfg.lr;
-}
 
 /// ### Accuracy
 ///
@@ -1316,15 +1311,17 @@ double evaluate(const Model& m, const nn::Split& data, int first, int count, Act
 /// after each batch checks that the loss is finite; then it prints the mean
 /// loss, the epoch's time (training only) and the test accuracy, and appends
 /// `epoch,loss,time` to the log. With `--val N` the last N training images are
-/// held out, never trained on, and their accuracy is printed too; that is how
-/// the schedule was chosen without looking at the test set.
+/// held out, never trained on, and their accuracy is printed too (and logged,
+/// `epoch,loss,val_accuracy,time`); that is how the schedule was chosen
+/// without looking at the test set. With `--patience`, training may end early
+/// and the best epoch's parameters are kept (`common.hpp` has the rules).
 struct TrainResult {
     double seconds = 0, flops = 0;
 };
 
 constexpr int EVAL_BATCH = 128;
 
-TrainResult train(Model& m, const Config& cfg, const nn::Split& train_set, int train_n, const nn::Split& test_set,
+TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n, const nn::Split& test_set,
                   Rng& rng) {
     Acts s = make_acts(cfg.batch, m.D, m.F);
     Acts eval_acts = make_acts(EVAL_BATCH, m.D, m.F);
@@ -1335,6 +1332,7 @@ TrainResult train(Model& m, const Config& cfg, const nn::Split& train_set, int t
     nn::CsvLog log{cfg.log == "none" ? "" : cfg.log, ""};
     const long batches = (train_n + cfg.batch - 1) / cfg.batch;
     TrainResult res;
+    Model best;
     for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, index);
@@ -1343,7 +1341,8 @@ TrainResult train(Model& m, const Config& cfg, const nn::Split& train_set, int t
         for (long bi = 0; bi < batches; ++bi) {
             const int start = int(bi * cfg.batch);
             const int B = std::min(cfg.batch, train_n - start);
-            const float lr = lr_at(cfg, long(epoch) * batches + bi, long(cfg.epochs) * batches);
+            const float lr =
+                nn::lr_at(cfg.schedule, cfg.lr, epoch, long(epoch) * batches + bi, long(cfg.epochs) * batches);
             const StepResult step = train_step(m, params, s, work, train_set, index.data() + start, B, lr);
             nn::check_loss(step.loss, epoch + 1, bi, lr);
             total += step.loss;
@@ -1355,13 +1354,22 @@ TrainResult train(Model& m, const Config& cfg, const nn::Split& train_set, int t
         res.seconds += secs;
         const double avg = total / train_n;
         char val[48] = "";
-        if (cfg.val > 0)
-            std::snprintf(val, sizeof val, " | val_acc=%.2f%%",
-                          evaluate(m, train_set, train_n, cfg.val, eval_acts, eval_index));
+        const double val_acc = cfg.val > 0 ? evaluate(m, train_set, train_n, cfg.val, eval_acts, eval_index) : -100;
+        if (cfg.val > 0) std::snprintf(val, sizeof val, " | val_acc=%.2f%%", val_acc);
         const double acc = evaluate(m, test_set, 0, test_set.n, eval_acts, eval_index);
         std::printf("Epoch %d | loss=%.6f | time=%.3fs%s | test_acc=%.2f%%\n", epoch + 1, avg, secs, val, acc);
         std::fflush(stdout);
-        nn::log_epoch(log, epoch + 1, float(avg), float(secs));
+        nn::log_epoch(log, epoch + 1, float(avg), float(secs), val_acc / 100);
+        if (cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch + 1, val_acc / 100)) best = m;
+        if (nn::should_stop(cfg.stop)) {
+            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
+            break;
+        }
+    }
+    if (cfg.stop.patience > 0) {
+        m = best;
+        std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
+                    100 * cfg.stop.best);
     }
     return res;
 }
@@ -1476,11 +1484,15 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 /// (one line in reality). `train_s` sums the epochs' training time (shuffling,
 /// patches, forward, backward, update; not the evaluation), `gflop` is the
 /// count described under *Counting the work*. The log, `epoch,loss,time` per
-/// epoch as the original writes it, goes to
+/// epoch as the original writes it (`epoch,loss,val_accuracy,time` with
+/// `--val`, as the newest writes it), goes to
 /// `logs/training_loss_attention_mnist.txt` unless `--log` says otherwise.
 ///
 /// The two published versions stay one command away: `--schedule constant
-/// --lr 0.01` is the newest (add `--val 6000` to hold out its 10%), and
+/// --lr 0.01` is the newest (add `--val 6000 --patience 3 --min-delta 0.0001`
+/// for its 10% held out and its early stopping; one difference remains: the
+/// newest tests its last epoch's parameters and only saves the best, while
+/// we test and save the best), and
 /// `--d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr
 /// 0.01` the first. The original seeds its generator from the clock; we use
 /// seed 1 unless `--seed time` is given. `--load FILE` starts from a saved
@@ -1491,12 +1503,9 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--epochs", .help = "passes over the training set", .integer = &cfg.epochs, .lo = 1, .hi = 100000},
         {.name = "--batch", .help = "images per SGD step", .integer = &cfg.batch, .lo = 1, .hi = 60000},
         {.name = "--lr", .help = "learning rate (the peak, with a schedule)", .number = &cfg.lr, .lo = 0, .hi = 1e6},
-        {.name = "--schedule", .help = "learning-rate schedule: constant or cosine", .text = &cfg.schedule},
         {.name = "--d-model", .help = "token width D", .integer = &cfg.d_model, .lo = 1, .hi = 1024},
         {.name = "--ff", .help = "feed-forward width F", .integer = &cfg.ff, .lo = 1, .hi = 4096},
         {.name = "--pos", .help = "positions: sinusoidal (newest original) or random (first)", .text = &cfg.pos},
-        {.name = "--val", .help = "hold out the last N training images for validation", .integer = &cfg.val,
-         .lo = 0, .hi = 59999},
         {.name = "--seed", .help = "RNG seed, or 'time' for the clock", .seed = &cfg.seed},
         {.name = "--threads", .help = "OpenMP threads", .integer = &cfg.threads, .lo = 1, .hi = 1024},
         {.name = "--data", .help = "MNIST directory (else $MNIST_DIR, else data)", .text = &cfg.data},
@@ -1510,15 +1519,17 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--map-index", .help = "which test image --attention-map draws", .integer = &cfg.map_index,
          .lo = 0, .hi = 9999},
     };
+    nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "attention",
                          "Train one self-attention head over 4x4 patches on MNIST (the original "
-                         "mnist_attention_pool).",
+                         "mnist_attention_pool).\nThe newest original: --schedule constant --lr 0.01 --val 6000 "
+                         "--patience 3 --min-delta 0.0001",
                          flags))
         return 0;
     if (cfg.pos != "sinusoidal" && cfg.pos != "random")
         throw nn::Error(nn::str("--pos: expected 'sinusoidal' or 'random', got '", cfg.pos, "'"), 2);
-    if (cfg.schedule != "constant" && cfg.schedule != "cosine")
-        throw nn::Error(nn::str("--schedule: expected 'constant' or 'cosine', got '", cfg.schedule, "'"), 2);
+    nn::check_schedule(cfg.schedule);
+    nn::check_early_stop(cfg.stop, cfg.val);
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
     nn::set_threads(cfg.threads);
     const Pos pos = cfg.pos == "random" ? Pos::random : Pos::sinusoidal;
@@ -1526,8 +1537,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
     nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set);
-    if (cfg.val >= train_set.n)
-        throw nn::Error(nn::str("--val: expected fewer than the ", train_set.n, " training images, got ", cfg.val), 2);
+    nn::check_val(cfg.val, train_set.n);
     if (cfg.map_index >= test_set.n)
         throw nn::Error(nn::str("--map-index: expected 0..", test_set.n - 1, ", got ", cfg.map_index), 2);
     const int train_n = train_set.n - cfg.val;
@@ -1557,7 +1567,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     }
     std::printf("RESULT model=attention epochs=%d batch=%d lr=%s schedule=%s d_model=%d ff=%d pos=%s threads=%d "
                 "seed=%llu train_s=%.3f acc=%.2f gflop=%.1f\n",
-                cfg.eval ? 0 : cfg.epochs, cfg.batch, nn::shortest(cfg.lr).c_str(), cfg.schedule.c_str(),
+                cfg.eval ? 0 : cfg.epochs, cfg.batch, nn::shortest(cfg.lr).c_str(), cfg.schedule.kind.c_str(),
                 cfg.d_model, cfg.ff, cfg.pos.c_str(), cfg.threads, (unsigned long long)cfg.seed, res.seconds, acc,
                 res.flops * 1e-9);
     return 0;

@@ -537,6 +537,9 @@ struct Config {
     int epochs = 3;
     int batch = 32;
     float lr = 0.01f;
+    nn::Schedule schedule;  // constant: the original's
+    int val = 0;            // images held out for validation
+    nn::EarlyStop stop;     // off (patience 0)
     uint64_t seed = 1;
     int threads = nn::default_threads();
     std::string data;
@@ -563,11 +566,19 @@ std::vector<nn::Tensor> tensors(Cnn& m) {
             {"fc_b", &m.fc_b, {CLASSES, 1, 1, 1}}};
 }
 
-double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn::CsvLog& log) {
+double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions = nullptr);
+
+/// The loop: each step's learning rate from `--schedule`; with `--val`, the
+/// held-out images' accuracy on the epoch's line and in its log row, and with
+/// `--patience` an early end and the best epoch's parameters kept (the rules
+/// are in `common.hpp`). `--save` then writes only an epoch that improved.
+double train(Cnn& m, const nn::Split& train_set, const nn::Split& val, Config cfg, Rng& rng, nn::CsvLog& log) {
     Batch t = make_batch(cfg.batch);
     std::vector<int> order(train_set.n);
     for (int i = 0; i < train_set.n; ++i) order[i] = i;
     double total_secs = 0;
+    Cnn best;
+    const long batches = (train_set.n + cfg.batch - 1) / cfg.batch;
     for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, order);
@@ -576,8 +587,10 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         long batch_no = 0;
         for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
             const int B = std::min(cfg.batch, train_set.n - start);
-            const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
-            nn::check_loss(true_loss(t, B), epoch, batch_no + 1, cfg.lr);
+            const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch - 1, (epoch - 1) * batches + batch_no,
+                                       cfg.epochs * batches);
+            const float loss = train_step(m, train_set, &order[start], B, t, lr);
+            nn::check_loss(true_loss(t, B), epoch, batch_no + 1, lr);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }
@@ -585,10 +598,24 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         const float secs = float(nn::now_seconds() - t0);
         total_secs += secs;
         const float avg = total_loss / float(train_set.n);
-        std::printf("Epoch %d | loss=%.6f | time=%.3fs\n", epoch, double(avg), double(secs));
+        const double val_acc = val.n > 0 ? accuracy(m, val, cfg.batch) / 100.0 : -1.0;
+        char val_text[32] = "";
+        if (val.n > 0) std::snprintf(val_text, sizeof val_text, " | val_acc=%.2f%%", 100 * val_acc);
+        std::printf("Epoch %d | loss=%.6f | time=%.3fs%s\n", epoch, double(avg), double(secs), val_text);
         std::fflush(stdout);
-        nn::log_epoch(log, epoch, avg, secs);
-        if (!cfg.save.empty()) nn::save_model(cfg.save, "cnn", tensors(m));
+        nn::log_epoch(log, epoch, avg, secs, val_acc);
+        const bool better = cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch, val_acc);
+        if (better) best = m;
+        if (!cfg.save.empty() && (cfg.stop.patience == 0 || better)) nn::save_model(cfg.save, "cnn", tensors(m));
+        if (nn::should_stop(cfg.stop)) {
+            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
+            break;
+        }
+    }
+    if (cfg.stop.patience > 0) {
+        m = best;
+        std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
+                    100 * cfg.stop.best);
     }
     return total_secs;
 }
@@ -600,7 +627,7 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
 /// on a tie, as the original). The samples are in their file order; the
 /// per-sample verdicts are added up after the parallel loop, so the count does
 /// not depend on the threads.
-double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions = nullptr) {
+double accuracy(const Cnn& m, const nn::Split& test, int batch, std::vector<uint8_t>* predictions) {
     Batch t = make_batch(batch);
     std::vector<int> idx(batch);
     long correct = 0;
@@ -629,11 +656,71 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     nn::write_file_atomic(path, text.data(), text.size());
 }
 
+/// ## Choosing the learning rate on validation data
+///
+/// The original trains at 0.01 and reaches 93.11% here. Whether another rate
+/// does better is a question for data the model has not trained on, and not
+/// for the test set: a rate chosen by its test accuracy is partly chosen for
+/// its luck on those 10,000 images, and the test accuracy stops being a
+/// measurement (the MLP chapter says more). So: `--val 6000` holds out the
+/// last 6000 training images, and the choice is made on their accuracy; the
+/// test set is used once, at the end.
+///
+/// The sweep: the original's three epochs, batch 32, seed 1, a constant
+/// rate and a cosine decay (formulas in `common.hpp`) at peaks 0.01 to 1,
+/// about threefold apart, and step and exponential decay at 0.1. The rule,
+/// fixed before: the highest validation accuracy after the last epoch wins.
+///
+/// | `--schedule` | `--lr` (peak) | validation accuracy after epoch 3 |
+/// |---|---|---|
+/// | constant | 0.01 | 93.30% (the original) |
+/// | constant | 0.03 | 96.77% |
+/// | constant | 0.1 | 98.12% (seeds 2, 3: 97.88%, 97.60%) |
+/// | constant | 0.3 | 98.00% |
+/// | constant | 1 | 9.92% (never learns) |
+/// | cosine | 0.01 | 92.93% |
+/// | cosine | 0.03 | 95.27% |
+/// | cosine | 0.1 | 98.02% |
+/// | **cosine** | **0.3** | **98.30%** (seeds 2, 3: 98.45%, 98.28%) |
+/// | cosine | 1 | 10.50% (never learns) |
+/// | step, ×0.5 every epoch | 0.1 | 98.08% |
+/// | exponential, ×0.8 per epoch | 0.1 | 98.12% |
+///
+/// ![Validation accuracy per epoch of the CNN's candidates (the two runs at 1 left out)](sweep_cnn.svg)
+///
+/// The lesson is the MLP's, sharper. The original's rate is ten to thirty
+/// times too small: at 0.01 the network is still learning fast when its three
+/// epochs end (the loss falls from 0.63 to 0.28), and each threefold step up
+/// to 0.1 gains 1.3 to 3.5 points. Above 0.1 the schedule starts to matter:
+/// a constant 0.3 is slightly worse than 0.1, while a cosine decay from 0.3,
+/// which takes large steps early and small ones at the end, beats the
+/// constant 0.1 on each of three seeds, by 0.2 to 0.7 points.
+/// At 1 the first steps kill the network: the loss sits at $\ln 10$, the
+/// accuracy at chance. The winner is one threefold step below that cliff,
+/// which is closer than the attention chapter was willing to go; here the
+/// two other seeds train just as well, so we keep the rule's choice.
+///
+/// The chosen configuration, trained on all 60,000 images and tested once:
+///
+///     ./cnn --schedule cosine --lr 0.3      # 98.05% on the test set (seed 1)
+///
+/// against 93.11% for the default, at the same cost (three epochs, 15,770
+/// parameters: the original's model was never the limit, its learning rate
+/// was). The default stays the original's configuration. The logs are under
+/// `docs/data/cnn/`, one per row of the table, each written by a command like
+///
+///     ./cnn --val 6000 --schedule cosine --lr 0.3 --log docs/data/cnn/cosine-lr0.3.csv
+///
+/// (all of them are in `docs/data/README.md`); the twelve runs
+/// took under a minute on this project's two-core machine, busy with other
+/// work at the time.
+///
 /// ## The program
 ///
 /// Flags, then the original's run: load, train, test, with the original's
-/// printed lines. A model can be saved (`--save`, after every epoch, written
-/// whole or not at all, in the format described in `common.hpp`) and loaded
+/// printed lines. A model can be saved (`--save`, after every epoch, or with
+/// `--patience` after every epoch that improves, written whole or not at
+/// all, in the format described in `common.hpp`) and loaded
 /// again to continue training or, with `--eval`, only to be tested.
 ///
 /// The last line sums the run up for `make bench`. Its floating-point
@@ -657,16 +744,24 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
-    if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
+    nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
+    if (!nn::parse_flags(argc, argv, "cnn",
+                         "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.\n"
+                         "Chosen on validation (see the chapter): --schedule cosine --lr 0.3",
                          flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
+    nn::check_schedule(cfg.schedule);
+    nn::check_early_stop(cfg.stop, cfg.val);
     nn::set_threads(cfg.threads);
 
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
     nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set, /*floats=*/false);
-    std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
+    nn::check_val(cfg.val, train_set.n);
+    const nn::Split val_set = nn::split_off(train_set, cfg.val);
+    if (cfg.val > 0) std::printf("Train: %d | Val: %d | Test: %d\n", train_set.n, val_set.n, test_set.n);
+    else std::printf("Train: %d | Test: %d\n", train_set.n, test_set.n);
 
     Rng rng = nn::rng_new(cfg.seed);
     Cnn m = init_cnn(rng);
@@ -677,7 +772,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     if (!cfg.eval) {
         std::printf("Training CNN: epochs=%d batch=%d lr=%g\n", cfg.epochs, cfg.batch, double(cfg.lr));
         std::fflush(stdout);
-        train_secs = train(m, train_set, cfg, rng, log);
+        train_secs = train(m, train_set, val_set, cfg, rng, log);
     }
     std::printf("Testing...\n");
     std::vector<uint8_t> predictions;

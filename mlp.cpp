@@ -85,6 +85,9 @@ struct Config {
     int epochs = 10;
     int batch = 64;
     float lr = 0.01f;
+    nn::Schedule schedule;                         // constant: the original's
+    int val = 0;                                   // images held out for validation
+    nn::EarlyStop stop;                            // off (patience 0)
     int hidden = 512;
     uint64_t seed = 1;
     int threads = nn::default_threads();
@@ -874,12 +877,17 @@ double step_flops(int B, int H, long nonzeros) {
 /// ($60{,}000 = 937 \cdot 64 + 32$), and its gradient is a mean over its own
 /// size. After each batch the loss is checked for divergence. The epoch's line
 /// and log row give the mean loss per image and the epoch's seconds (shuffle
-/// included), as `float`s, the original's format.
+/// included), as `float`s, the original's format. The learning rate of each
+/// step comes from `--schedule`; with `--val`, the held-out images' accuracy
+/// joins the line and the row, and `--patience` may end training early
+/// (both in `common.hpp`), leaving the best epoch's parameters in `net`.
 struct TrainStats {
     double flops = 0;
 };
 
-TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
+float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions);
+
+TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config cfg, Rng& rng) {
     nn::CsvLog log{cfg.log == "none" ? "" : cfg.log, ""};
     if (!log.path.empty()) {  // like the original, start the log empty (and fail early if we cannot)
         nn::make_parent_dir(log.path);
@@ -891,6 +899,8 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
     std::vector<int> order(data.n);
     for (int i = 0; i < data.n; ++i) order[i] = i;
     TrainStats stats;
+    Net best;  // the best epoch's parameters, with --patience
+    const long batches = (data.n + cfg.batch - 1) / cfg.batch;
     for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::Progress progress = nn::progress_start();
@@ -899,22 +909,35 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
         long batch = 0;
         for (int first = 0; first < data.n; first += cfg.batch, ++batch) {
             const int B = std::min(cfg.batch, data.n - first);
+            const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch, epoch * batches + batch, cfg.epochs * batches);
             gather_batch(data, images, &order[first], B, w);
             forward(net, w, B);
             const float loss = xent_backward(w.p.data(), w.y.data(), w.dz2.data(), B);
-            nn::check_loss(loss, epoch + 1, batch, cfg.lr);
+            nn::check_loss(loss, epoch + 1, batch, lr);
             total += loss;
             backward(net, w, B, g, USE_BLAS);  // dW1: see sgd_step
-            sgd_step(net, g, w, B, cfg.lr);
+            sgd_step(net, g, w, B, lr);
             stats.flops += step_flops(B, net.H, USE_BLAS ? 0 : long(w.xs.start[B]));
             nn::progress_update(progress, epoch + 1, first + B, data.n, total);
         }
         nn::progress_end(progress);
         const float secs = float(nn::now_seconds() - t0);
         const float mean = total / float(data.n);
-        std::printf("Epoch %d, Loss: %.6f Time: %.6f\n", epoch + 1, double(mean), double(secs));
+        const double val_acc = val.n > 0 ? test_accuracy(net, val, cfg.batch, nullptr) / 100.0 : -1.0;
+        char val_text[32] = "";
+        if (val.n > 0) std::snprintf(val_text, sizeof val_text, " Val: %.2f%%", 100 * val_acc);
+        std::printf("Epoch %d, Loss: %.6f Time: %.6f%s\n", epoch + 1, double(mean), double(secs), val_text);
         std::fflush(stdout);
-        nn::log_epoch(log, epoch + 1, mean, secs);
+        nn::log_epoch(log, epoch + 1, mean, secs, val_acc);
+        if (cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch + 1, val_acc)) best = net;
+        if (nn::should_stop(cfg.stop)) {
+            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
+            break;
+        }
+    }
+    if (cfg.stop.patience > 0) {
+        net = best;
+        std::printf("Best epoch: %d (val %.2f%%), its parameters kept\n", cfg.stop.best_epoch, 100 * cfg.stop.best);
     }
     return stats;
 }
@@ -925,7 +948,7 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
 /// order); the prediction is the class of highest probability, the first one
 /// on a tie. Accuracy in percent, computed in `float` as the original does.
 /// `predictions`, when given, receives every image's answer, in file order.
-float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions = nullptr) {
+float test_accuracy(const Net& net, const nn::Split& data, int batch, std::vector<uint8_t>* predictions) {
     const Sparse images = USE_BLAS ? Sparse{} : sparse_images(data);
     Work w = make_work(std::min(batch, data.n), net.H, images);
     std::vector<int> order(data.n);
@@ -958,6 +981,84 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
     nn::write_file_atomic(path, text.data(), text.size());
 }
 
+/// ## Choosing the learning rate on validation data
+///
+/// The original's rate, 0.01, gives 94.32%. Is it a good rate? The tempting
+/// way to find out is to try a few and keep the one with the best test
+/// accuracy. Then the 10,000 test images would have taken part in training:
+/// not through a gradient, but through our choice. The winner of a sweep is
+/// partly the candidate that was lucky on those particular images, so its
+/// test accuracy overstates how it does on digits nobody has looked at, and
+/// the test set no longer measures anything. The rule is older than neural
+/// networks: choose on data you hold out from training (*validation*),
+/// report on test data once, after every choice is made.
+///
+/// `--val 6000` holds out the last 6000 training images (10%, as the newest
+/// original does), trains on the other 54,000, and prints and logs the
+/// held-out accuracy after every epoch; `--schedule` changes the rate over the
+/// run (the schedules and their formulas are in `common.hpp`). The sweep:
+/// the original's ten epochs, batch 64, seed 1, with a constant rate and with
+/// a cosine decay, at peaks 0.01 to 1 (a factor of about 3 apart), and the
+/// two other schedules at 0.1. The rule, fixed before the first run: the
+/// highest validation accuracy after the last epoch wins. When 1 came out on
+/// top, at the edge of the range, we added 3, so that the winner has a
+/// candidate above it too.
+///
+/// | `--schedule` | `--lr` (peak) | validation accuracy after epoch 10 |
+/// |---|---|---|
+/// | constant | 0.01 | 95.15% (the original) |
+/// | constant | 0.03 | 97.08% |
+/// | constant | 0.1 | 98.25% |
+/// | constant | 0.3 | 98.37% |
+/// | constant | 1 | 98.13% (97.30%, then 96.30% after epoch 2) |
+/// | cosine | 0.01 | 93.75% |
+/// | cosine | 0.03 | 96.10% |
+/// | cosine | 0.1 | 97.93% |
+/// | cosine | 0.3 | 98.32% |
+/// | **cosine** | **1** | **98.42%** (seeds 2, 3: 98.42%, 98.38%) |
+/// | cosine | 3 | 23.63% (collapsed in the first epoch: 28.37% after it) |
+/// | step, ×0.5 every 3 epochs | 0.1 | 97.92% |
+/// | exponential, ×0.8 per epoch | 0.1 | 97.77% |
+///
+/// ![Validation accuracy per epoch of the MLP's candidates (the diverged run left out)](sweep_mlp.svg)
+///
+/// What it shows:
+///
+/// - **The rate matters far more than its schedule.** Each threefold step up
+///   from 0.01 gains, by 2, 1 and then 0.1 points; the original's rate is
+///   about thirty times too small for ten epochs. At a fixed peak of 0.1 the
+///   four schedules end within half a point of each other, and the decaying
+///   ones lose: they spend the run below a rate that was already too small.
+/// - **The top is flat.** Everything between 0.3 and 1 lands within 0.3
+///   points, 17 images of 6000. One validation accuracy near 98.4% measured
+///   on 6000 images has a standard error of
+///   $\sqrt{0.984 \cdot 0.016 / 6000} = 0.16$ points, so cosine 1 beats
+///   constant 0.3 by less than the noise; two more seeds (in the table) keep
+///   cosine 1 on top, by little. Cosine 0.3 on the same seeds: 98.25%, 98.42%.
+/// - **A large constant rate jumps about.** At 1 the validation accuracy
+///   falls by a point after epoch 2 and ends below its best epoch; the
+///   cosine decay from the same peak ends with small steps, and its last
+///   epoch is its best.
+/// - **There is a cliff**, between 1 and 3: at 3 the first steps throw the
+///   network into a region it does not leave in ten epochs.
+///
+/// The chosen configuration, trained on all 60,000 images (the choice is
+/// made, so the held-out images go back to work) and tested once:
+///
+///     ./mlp --schedule cosine --lr 1        # 98.16% on the test set (seed 1)
+///
+/// against 94.32% for the default, at the same cost: ten epochs, the same
+/// network. The default stays the original's configuration, so that the
+/// chapter's comparisons with the original hold. The logs of the sweep
+/// (`epoch,loss,val_accuracy,time`) are under `docs/data/mlp/`, one per row
+/// of the table, each written by a command like
+///
+///     ./mlp --val 6000 --schedule cosine --lr 1 --save none --log docs/data/mlp/cosine-lr1.csv
+///
+/// (all of them are in `docs/data/README.md`); on this project's two-core machine,
+/// busy with other work at the time, the thirteen runs of the sweep took
+/// about three minutes in all.
+///
 /// ## Saving and loading
 ///
 /// The original's model file, byte for byte, so that its tools
@@ -1087,9 +1188,15 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         {.name = "--eval", .help = "only evaluate the --load model on the test set", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
     };
-    if (!nn::parse_flags(argc, argv, "mlp", "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).", flags))
+    nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
+    if (!nn::parse_flags(argc, argv, "mlp",
+                         "Train the 784-H-10 MLP on MNIST (the original mnist_mlp).\n"
+                         "Chosen on validation (see the chapter): --schedule cosine --lr 1",
+                         flags))
         return 0;
     if (cfg.eval && cfg.load.empty()) throw nn::Error("--eval needs --load FILE", 2);
+    nn::check_schedule(cfg.schedule);
+    nn::check_early_stop(cfg.stop, cfg.val);
     nn::set_threads(cfg.threads);
 #if defined(NN_BLAS) && !defined(__APPLE__)  // (Accelerate has no such call: VECLIB_MAXIMUM_THREADS=1 does it)
     openblas_set_num_threads(1);  // one pool of threads, ours: see "Threads, twice"
@@ -1104,8 +1211,11 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
     std::printf("Loading test data...\n");
     std::fflush(stdout);
     nn::Split test_set = nn::load_split(dir, "t10k", false);
+    nn::check_val(cfg.val, train_set.n);
+    const nn::Split val_set = nn::split_off(train_set, cfg.val);
     const double load_time = nn::now_seconds() - program_start;
     std::printf("Data loading time: %.2f seconds\n", load_time);
+    if (cfg.val > 0) std::printf("Train: %d | Val: %d | Test: %d\n", train_set.n, val_set.n, test_set.n);
 
     std::printf("Initializing neural network...\n");
     Rng rng = nn::rng_new(cfg.seed);
@@ -1118,7 +1228,7 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
     std::printf("Training neural network...\n");
     std::fflush(stdout);
     const double train_start = nn::now_seconds();
-    TrainStats stats = train(net, train_set, cfg, rng);
+    TrainStats stats = train(net, train_set, val_set, cfg, rng);
     const double train_time = nn::now_seconds() - train_start;
     std::printf("Total training time: %.2f seconds\n", train_time);
 

@@ -9,6 +9,8 @@
 //                                                (rows epoch,loss,seconds, as every program writes)
 //   docs/figures attention MAP.csv OUT.svg       one test image's attention matrix, as written by
 //                                                ./attention --attention-map MAP.csv (chapter 4)
+//   docs/figures val OUT.svg TITLE LOG...        validation accuracy per epoch, one curve per log
+//                                                written with --val (epoch,loss,val_accuracy,seconds)
 //
 // It includes cnn.cpp (whose main is fenced off by NN_TESTING) to reuse the
 // model, its file format and its evaluation, so the confusion matrix counts
@@ -198,15 +200,18 @@ void confusion(const std::string& model, const std::string& out, const std::stri
 
 // ## Loss curves
 //
-// One CSV log per curve, rows epoch,loss,seconds (extra columns ignored). The
-// y axis starts at 0 so that curves are compared honestly; ticks fall on
-// round numbers (1, 2 or 5 times a power of ten).
+// One CSV log per curve, rows epoch,loss,seconds (extra columns ignored), or
+// epoch,loss,val_accuracy,seconds for the validation curves (`column` 2). The
+// loss axis starts at 0 so that curves are compared honestly; the accuracy
+// axis ends at 1 and starts at a round number below the lowest point. Ticks
+// fall on round numbers (1, 2 or 5 times a power of ten). After six curves
+// the colours repeat, dashed.
 struct Curve {
     std::string name;
-    std::vector<double> epoch, loss;
+    std::vector<double> epoch, loss;  // loss: the plotted value
 };
 
-Curve read_log(const std::string& path) {
+Curve read_log(const std::string& path, int column = 1) {
     std::ifstream f(path);
     if (!f) throw nn::Error(nn::str(path, ": cannot read"));
     Curve c;
@@ -218,8 +223,12 @@ Curve read_log(const std::string& path) {
         double e = 0, l = 0;
         char comma = 0;
         std::istringstream row(line);
-        if (!(row >> e >> comma >> l) || comma != ',' || !std::isfinite(l))
-            throw nn::Error(nn::str(path, ":", no, ": expected epoch,loss,seconds, got '", line, "'"));
+        bool ok = bool(row >> e >> comma >> l) && comma == ',';
+        for (int k = 1; ok && k < column; ++k) ok = bool(row >> comma >> l) && comma == ',';
+        if (!ok || !std::isfinite(l))
+            throw nn::Error(nn::str(path, ":", no, ": expected ",
+                                    column == 1 ? "epoch,loss,seconds" : "epoch,loss,val_accuracy,seconds", ", got '",
+                                    line, "'"));
         c.epoch.push_back(e);
         c.loss.push_back(l);
     }
@@ -234,44 +243,49 @@ double nice_step(double range, int ticks) {
     return 10 * p;
 }
 
-void loss(const std::string& out, const std::string& title, const std::vector<std::string>& logs) {
+void loss(const std::string& out, const std::string& title, const std::vector<std::string>& logs, int column = 1) {
     std::vector<Curve> curves;
-    double max_epoch = 1, max_loss = 0;
+    double max_epoch = 1, max_loss = 0, min_loss = 1;
     for (const std::string& p : logs) {
-        curves.push_back(read_log(p));
+        curves.push_back(read_log(p, column));
         for (double e : curves.back().epoch) max_epoch = std::max(max_epoch, e);
-        for (double l : curves.back().loss) max_loss = std::max(max_loss, l);
+        for (double l : curves.back().loss) max_loss = std::max(max_loss, l), min_loss = std::min(min_loss, l);
     }
-    const double ystep = nice_step(max_loss, 5), ytop = ystep * std::ceil(max_loss / ystep);
+    double ystep = nice_step(max_loss, 5), ytop = ystep * std::ceil(max_loss / ystep), ybottom = 0;
+    if (column == 2) {  // accuracy: from a round number below the lowest point to 1
+        ystep = nice_step(1 - min_loss, 5), ytop = 1, ybottom = ystep * std::floor(min_loss / ystep);
+    }
     const double xstep = std::max(1.0, nice_step(max_epoch, 10));
     size_t longest = 0;  // the legend's width follows its longest name, at about 7 px a character
     for (const Curve& c : curves) longest = std::max(longest, c.name.size());
     constexpr int X0 = 60, Y0 = 34, PW = 400, PH = 160;
     auto X = [&](double e) { return X0 + PW * (e - 1) / std::max(max_epoch - 1, 1.0); };
-    auto Y = [&](double l) { return Y0 + PH * (1 - l / ytop); };
-    std::string s = svg_open(X0 + PW + 52 + 7 * int(longest), Y0 + PH + 50);
+    auto Y = [&](double l) { return Y0 + PH * (1 - (l - ybottom) / (ytop - ybottom)); };
+    std::string s = svg_open(X0 + PW + 52 + 7 * int(longest), std::max(Y0 + PH + 50, Y0 + 20 * int(curves.size())));
     put(s, "<text x=\"%d\" y=\"20\">%s</text>\n", X0, title.c_str());
     put(s, "<path d=\"M%d %dV%dH%d\" fill=\"none\" stroke=\"#333\"/>\n", X0, Y0, Y0 + PH, X0 + PW);
-    for (double l = 0; l <= ytop + 1e-9; l += ystep) {
+    for (double l = ybottom; l <= ytop + 1e-9; l += ystep) {
         put(s, "<path d=\"M%d %.1fH%d\" stroke=\"#eee\"/>\n", X0 + 1, Y(l), X0 + PW);
         put(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", X0 - 6, Y(l) + 4, l);
     }
     for (double e = 1; e <= max_epoch + 1e-9; e += xstep)
         put(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", X(e), Y0 + PH + 16, e);
     put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n", X0 + PW / 2, Y0 + PH + 36);
-    put(s, "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\">mean training loss</text>\n",
-        Y0 + PH / 2);
+    put(s, "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", Y0 + PH / 2,
+        column == 2 ? "validation accuracy" : "mean training loss");
     const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
     for (size_t k = 0; k < curves.size(); ++k) {
         const Curve& c = curves[k];
         const char* col = colours[k % 6];
         std::string pts;
         for (size_t i = 0; i < c.epoch.size(); ++i) put(pts, "%.1f,%.1f ", X(c.epoch[i]), Y(c.loss[i]));
-        put(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", col, pts.c_str());
+        const char* dash = k >= 6 ? " stroke-dasharray=\"6 3\"" : "";
+        put(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"%s\"/>\n", col, dash,
+            pts.c_str());
         for (size_t i = 0; i < c.epoch.size(); ++i)
             put(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", X(c.epoch[i]), Y(c.loss[i]), col);
         const int ky = Y0 + 10 + 20 * int(k);  // the legend, right of the plot
-        put(s, "<path d=\"M%d %dh20\" stroke=\"%s\" stroke-width=\"2\"/>\n", X0 + PW + 16, ky, col);
+        put(s, "<path d=\"M%d %dh20\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", X0 + PW + 16, ky, col, dash);
         put(s, "<text x=\"%d\" y=\"%d\">%s</text>\n", X0 + PW + 42, ky + 4, c.name.c_str());
     }
     save(out, s);
@@ -422,10 +436,11 @@ int run(int argc, char** argv) {
     else if (what == "filters" && argc == 4) filters(argv[2], argv[3]);
     else if (what == "confusion" && argc == 5) confusion(argv[2], argv[3], argv[4]);
     else if (what == "loss" && argc >= 5) loss(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
+    else if (what == "val" && argc >= 5) loss(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc), 2);
     else if (what == "attention" && argc == 4) attention(argv[2], argv[3]);
     else
         throw nn::Error("usage: figures digits OUT.svg | filters MODEL OUT.svg | confusion MODEL OUT.svg OUT.md | "
-                        "loss OUT.svg TITLE LOG... | attention MAP.csv OUT.svg", 2);
+                        "loss OUT.svg TITLE LOG... | val OUT.svg TITLE LOG... | attention MAP.csv OUT.svg", 2);
     return 0;
 }
 

@@ -283,6 +283,155 @@ TEST_CASE("log: rows as the original writes them, whole file after every epoch")
     CHECK(none.text.empty());
 }
 
+TEST_CASE("log: with a validation set, the newest original's epoch,loss,val_accuracy,time") {
+    nn::CsvLog log{th::path("logs-v/val.txt"), ""};
+    nn::log_epoch(log, 1, 0.25f, 3.5f, 5871.0 / 6000);
+    nn::log_epoch(log, 2, 0.125f, 2.0f, 1.0);
+    CHECK(th::read_text(log.path) == "1,0.25,0.9785,3.5\n2,0.125,1.0000,2\n");
+    nn::log_epoch(log, 3, 0.1f, 1.0f, -1);  // no validation: the three columns
+    CHECK(th::read_text(log.path).find("\n3,0.1,1\n") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Validation split, learning-rate schedules, early stopping
+// ---------------------------------------------------------------------------
+TEST_CASE("validation: split_off moves the last n images, in order, and keeps the rest") {
+    nn::Split s;
+    s.n = 5;
+    for (int i = 0; i < 5; ++i) {
+        s.y.push_back(uint8_t(i));
+        for (int j = 0; j < nn::IMG_SIZE; ++j) s.pixels.push_back(uint8_t(10 * i + j % 7));
+        for (int j = 0; j < nn::IMG_SIZE; ++j) s.x.push_back(float(i) + float(j) / 1000);
+    }
+    const nn::Split v = nn::split_off(s, 2);
+    CHECK(s.n == 3);
+    CHECK(v.n == 2);
+    CHECK(s.y == std::vector<uint8_t>{0, 1, 2});
+    CHECK(v.y == std::vector<uint8_t>{3, 4});
+    REQUIRE(s.pixels.size() == size_t(3 * nn::IMG_SIZE));
+    REQUIRE(v.pixels.size() == size_t(2 * nn::IMG_SIZE));
+    REQUIRE(v.x.size() == size_t(2 * nn::IMG_SIZE));
+    CHECK(s.x.size() == size_t(3 * nn::IMG_SIZE));
+    CHECK(v.pixels[5] == 30 + 5);  // image 3, pixel 5
+    CHECK(v.pixels[nn::IMG_SIZE + 8] == 40 + 1);  // image 4, pixel 8
+    CHECK(v.x[nn::IMG_SIZE + 2] == 4.002f);
+    CHECK(s.pixels.back() == 20 + (nn::IMG_SIZE - 1) % 7);
+    const nn::Split none = nn::split_off(s, 0);  // --val 0: nothing moves
+    CHECK(none.n == 0);
+    CHECK(s.n == 3);
+    CHECK(s.pixels.size() == size_t(3 * nn::IMG_SIZE));
+}
+
+TEST_CASE("schedules: each formula at a few epochs and steps, computed by hand") {
+    using nn::lr_at;
+    const float lr = 0.1f;
+    // constant: the rate itself, whatever the epoch or step, bit for bit
+    const nn::Schedule constant;
+    CHECK(lr_at(constant, lr, 0, 0, 100) == lr);
+    CHECK(lr_at(constant, lr, 7, 99, 100) == lr);
+    // cosine over S = 8 steps: (lr/2)(1 + cos(pi s/8)) = lr, lr(2+sqrt 2)/4, lr/2, lr(2-sqrt 2)/4 at s = 0, 2, 4, 6
+    const nn::Schedule cosine{.kind = "cosine"};
+    CHECK(lr_at(cosine, lr, 0, 0, 8) == lr);
+    CHECK(lr_at(cosine, lr, 0, 2, 8) == doctest::Approx(0.1 * (2 + std::sqrt(2.0)) / 4).epsilon(1e-6));
+    CHECK(lr_at(cosine, lr, 1, 4, 8) == doctest::Approx(0.05).epsilon(1e-6));
+    CHECK(lr_at(cosine, lr, 1, 6, 8) == doctest::Approx(0.1 * (2 - std::sqrt(2.0)) / 4).epsilon(1e-6));
+    CHECK(std::fabs(lr_at(cosine, lr, 1, 8, 8)) < 1e-9f);
+    // step, k = 2, gamma = 0.5: 0.1 for epochs 0 and 1, 0.05 for 2 and 3, 0.025 for 4
+    const nn::Schedule step{.kind = "step", .step = 2, .gamma = 0.5f};
+    for (int e : {0, 1}) CHECK(lr_at(step, lr, e, 0, 1) == lr);
+    for (int e : {2, 3}) CHECK(lr_at(step, lr, e, 0, 1) == doctest::Approx(0.05).epsilon(1e-6));
+    CHECK(lr_at(step, lr, 4, 0, 1) == doctest::Approx(0.025).epsilon(1e-6));
+    // exponential, gamma = 0.8: 0.1, 0.08, 0.064, 0.0512 for epochs 0..3, constant within an epoch
+    const nn::Schedule expo{.kind = "exponential", .gamma = 0.8f};
+    CHECK(lr_at(expo, lr, 0, 5, 100) == lr);
+    CHECK(lr_at(expo, lr, 1, 10, 100) == doctest::Approx(0.08).epsilon(1e-6));
+    CHECK(lr_at(expo, lr, 1, 19, 100) == doctest::Approx(0.08).epsilon(1e-6));
+    CHECK(lr_at(expo, lr, 2, 20, 100) == doctest::Approx(0.064).epsilon(1e-6));
+    CHECK(lr_at(expo, lr, 3, 30, 100) == doctest::Approx(0.0512).epsilon(1e-6));
+    // gamma = 1 makes step and exponential the constant rate, bit for bit
+    CHECK(lr_at(nn::Schedule{.kind = "step", .gamma = 1}, lr, 9, 0, 1) == lr);
+    CHECK(lr_at(nn::Schedule{.kind = "exponential", .gamma = 1}, lr, 9, 0, 1) == lr);
+}
+
+TEST_CASE("early stopping: improvement beyond min-delta, patience counted from the best epoch") {
+    nn::EarlyStop e{.patience = 2, .min_delta = 0.001f};
+    CHECK(nn::improved(e, 1, 0.90));   // the first epoch is always the best so far
+    CHECK(nn::improved(e, 2, 0.95));
+    CHECK(!nn::improved(e, 3, 0.9505));  // better, but by less than min-delta
+    CHECK(!nn::should_stop(e));
+    CHECK(!nn::improved(e, 4, 0.94));
+    CHECK(nn::should_stop(e));  // two epochs without a gain
+    CHECK(e.best_epoch == 2);
+    CHECK(e.best == 0.95);
+    nn::EarlyStop again{.patience = 2, .min_delta = 0.001f};
+    nn::improved(again, 1, 0.90);
+    CHECK(!nn::improved(again, 2, 0.85));
+    CHECK(nn::improved(again, 3, 0.92));  // a gain resets the count
+    CHECK(!nn::improved(again, 4, 0.92));
+    CHECK(!nn::should_stop(again));
+    nn::EarlyStop strict{.patience = 1, .min_delta = 1};  // even an accuracy of 0 makes a first best epoch
+    CHECK(nn::improved(strict, 1, 0.0));
+    CHECK(strict.best_epoch == 1);
+    CHECK(!nn::improved(strict, 2, 1.0));
+    nn::EarlyStop off;  // patience 0: never stops
+    for (int i = 1; i <= 5; ++i) nn::improved(off, i, 0.5);
+    CHECK(!nn::should_stop(off));
+}
+
+TEST_CASE("validation flags: bad values and bad combinations are one line with exit code 2") {
+    auto code_of = [](auto f) {
+        try {
+            f();
+        } catch (const Error& e) {
+            CHECK(std::string(e.what()).find('\n') == std::string::npos);
+            return e.code;
+        }
+        return 0;
+    };
+    CHECK_THROWS_WITH_AS(nn::check_val(60000, 60000), "--val: expected fewer than the 60000 training images, got 60000",
+                         Error);
+    CHECK(code_of([] { nn::check_val(60000, 60000); }) == 2);
+    CHECK(code_of([] { nn::check_val(59999, 60000); }) == 0);
+    CHECK_THROWS_WITH_AS(nn::check_early_stop(nn::EarlyStop{.patience = 3}, 0),
+                         Contains("--patience: needs a validation set"), Error);
+    CHECK(code_of([] { nn::check_early_stop(nn::EarlyStop{.patience = 3}, 0); }) == 2);
+    CHECK(code_of([] { nn::check_early_stop(nn::EarlyStop{.patience = 3}, 6000); }) == 0);
+    CHECK(code_of([] { nn::check_early_stop(nn::EarlyStop{}, 0); }) == 0);
+    CHECK_THROWS_WITH_AS(nn::check_schedule(nn::Schedule{.kind = "linear"}),
+                         "--schedule: expected 'constant', 'cosine', 'step' or 'exponential', got 'linear'", Error);
+    CHECK(code_of([] { nn::check_schedule(nn::Schedule{.kind = "linear"}); }) == 2);
+    for (const char* k : {"constant", "cosine", "step", "exponential"})
+        CHECK(code_of([k] { nn::check_schedule(nn::Schedule{.kind = k}); }) == 0);
+    // the ranges of the flags themselves
+    nn::Schedule s;
+    nn::EarlyStop e;
+    int val = 0;
+    std::vector<nn::Flag> flags;
+    nn::add_validation_flags(flags, s, val, e);
+    struct Bad {
+        std::vector<std::string> args;
+        const char* expect;
+    };
+    const std::vector<Bad> bad = {
+        {{"--lr-step", "0"}, "--lr-step: expected an integer in 1..100000, got '0'"},
+        {{"--lr-gamma", "0"}, "--lr-gamma: expected a number > 0 and <= 1, got '0'"},
+        {{"--lr-gamma", "-0.5"}, "--lr-gamma: expected a number > 0 and <= 1, got '-0.5'"},
+        {{"--lr-gamma", "1.5"}, "--lr-gamma: expected a number > 0 and <= 1, got '1.5'"},
+        {{"--val", "-1"}, "--val: expected an integer in 0..60000, got '-1'"},
+        {{"--patience", "-1"}, "--patience: expected an integer in 0..100000, got '-1'"},
+        {{"--min-delta", "2"}, "--min-delta: expected a number > 0 and <= 1, got '2'"},
+    };
+    for (const Bad& b : bad) {
+        CAPTURE(b.expect);
+        std::vector<std::string> args = {"prog"};
+        args.insert(args.end(), b.args.begin(), b.args.end());
+        std::vector<char*> argv;
+        for (std::string& a : args) argv.push_back(a.data());
+        CHECK_THROWS_WITH_AS(nn::parse_flags(int(argv.size()), argv.data(), "prog", "", flags), b.expect, Error);
+        CHECK(code_of([&] { nn::parse_flags(int(argv.size()), argv.data(), "prog", "", flags); }) == 2);
+    }
+}
+
 TEST_CASE("files: a failed write names the file and leaves the old one intact") {
     std::string p = th::path("keep.txt");
     nn::write_file_atomic(p, "old", 3);
