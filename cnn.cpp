@@ -499,6 +499,7 @@ struct Config {
     std::string load;
     bool eval = false;
     std::string predictions;  // empty: do not write them
+    int steps = -1;           // stop after this many SGD steps (-1: no limit)
 };
 
 /// The batch's loss without the original's clamp, for the divergence check
@@ -522,16 +523,18 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
     std::vector<int> order(train_set.n);
     for (int i = 0; i < train_set.n; ++i) order[i] = i;
     double total_secs = 0;
+    long step = 0;  // SGD steps so far, for --steps
     for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, order);
         nn::Progress progress = nn::progress_start();
         float total_loss = 0.0f;
         long batch_no = 0;
-        for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
+        for (int start = 0; start < train_set.n && step != cfg.steps; start += cfg.batch, ++batch_no) {
             const int B = std::min(cfg.batch, train_set.n - start);
             const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
             nn::check_loss(true_loss(t, B), epoch, batch_no + 1, cfg.lr);
+            if (++step, cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }
@@ -543,6 +546,7 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
         std::fflush(stdout);
         nn::log_epoch(log, epoch, avg, secs);
         if (!cfg.save.empty()) nn::save_model(cfg.save, "cnn", tensors(m));
+        if (step == cfg.steps) break;  // --steps N: saved after N steps (N = 0: the initial model)
     }
     return total_secs;
 }
@@ -610,6 +614,8 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
+        {.name = "--steps", .help = "stop after N SGD steps, printing each one's loss (-1: no limit)",
+         .integer = &cfg.steps, .lo = -1, .hi = 1000000000},
     };
     if (!nn::parse_flags(argc, argv, "cnn", "Train the original mnist_cnn: conv 3x3x8 + ReLU + maxpool 2x2 + linear.",
                          flags))
