@@ -1,7 +1,9 @@
 # Neural networks from scratch, one literate C++ file per model.
 #
 #   make            build every program and make sure data/ holds MNIST
-#   make test       build and run the test suite (ends with "N passed, N failed")
+#   make test       build and run the test suite (ends with "N passed, N failed");
+#                   first `make check-torch` when python3 can import torch
+#   make check-torch  our programs against PyTorch, step for step (tests/reference/)
 #   make bench      measure this machine's FMA peak, then time every program
 #   make docs       render the tutorial
 #   make clean      remove what the build made (data/ is kept)
@@ -12,6 +14,8 @@
 # for the machine that builds them and may not run on an older CPU.
 #   make SANITIZE=1   address + undefined-behaviour sanitizers, with -g
 #   make WERROR=1     warnings are errors (CI)
+#   make CHECK_TORCH=0 test   the test suite without the PyTorch check
+#   PYTHON=...        the Python with torch (default /usr/bin/python3, Debian's)
 #   make BLAS=1       link the MLP against OpenBLAS's cblas_sgemm instead of its
 #                     built-in matrix products (the default, BLAS=0: on MNIST
 #                     the built-in ones skip the black pixels and are faster)
@@ -34,7 +38,7 @@ endif
 PROGRAMS := $(basename $(wildcard xor.cpp mlp.cpp cnn.cpp attention.cpp))
 TEST_SRC := $(wildcard tests/*.cpp)
 
-.PHONY: all programs data test bench docs fuzz clean deps FORCE
+.PHONY: all programs data test check-torch bench docs fuzz clean deps FORCE
 all: programs data
 programs: $(PROGRAMS)
 
@@ -89,8 +93,32 @@ tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGRAMS)
 tests/run_tests: $(TEST_OBJ)
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $(TEST_OBJ) -o $@ $(LDFLAGS) $(NN_LIBS) $(TEST_BLAS_LIBS)
 
-test: $(PROGRAMS) tests/run_tests
-	@./tests/run_tests
+# make test runs the PyTorch check first (when CHECK_TORCH=1, python can import
+# torch and MNIST is there; otherwise one line says why not), then the doctest
+# suite, whose "N passed, N failed" stays the last line; either failing fails.
+PYTHON      ?= /usr/bin/python3
+CHECK_TORCH ?= 1
+# torch's own threads only: its pool and OpenBLAS's on the same cores slow both.
+TORCH_ENV   := OPENBLAS_NUM_THREADS=1
+test: $(PROGRAMS) tests/run_tests $(if $(filter 1,$(CHECK_TORCH)),tests/reference/mlp-wrong-gradient)
+	@status=0; \
+	if [ "$(CHECK_TORCH)" != 1 ]; then echo "check-torch: skipped (CHECK_TORCH=$(CHECK_TORCH))"; \
+	elif ! $(PYTHON) -c 'import torch' 2>/dev/null; then \
+	  echo "check-torch: skipped: $(PYTHON) cannot import torch (Debian: apt-get install python3-torch libopenblas0-pthread)"; \
+	else $(MAKE) --no-print-directory check-torch CHECK_TORCH_FLAGS=--skip-without-mnist || status=1; fi; \
+	./tests/run_tests || status=1; exit $$status
+
+# The PyTorch check (tests/reference/check.py explains it and its tolerances),
+# then the same check against an MLP built with a deliberately wrong gradient
+# (NN_TEST_WRONG_GRADIENT flips the sign of db1), which must fail.
+tests/reference/mlp-wrong-gradient: mlp.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -DNN_TEST_WRONG_GRADIENT $< -o $@ $(LDFLAGS) $(NN_LIBS)
+check-torch: $(PROGRAMS) tests/reference/mlp-wrong-gradient
+	@$(PYTHON) -c 'import torch' 2>/dev/null || \
+	  { echo "check-torch: $(PYTHON) cannot import torch (Debian: apt-get install python3-torch libopenblas0-pthread)"; exit 1; }
+	@$(TORCH_ENV) $(PYTHON) tests/reference/check.py $(CHECK_TORCH_FLAGS)
+	@$(TORCH_ENV) $(PYTHON) tests/reference/check.py $(CHECK_TORCH_FLAGS) --expect-failure \
+	  --mlp tests/reference/mlp-wrong-gradient
 
 # The two MLP builds side by side, for `make bench`.
 tests/bench/mlp-builtin: mlp.cpp common.hpp .build-flags | deps
@@ -182,5 +210,6 @@ fuzz: $(addprefix tests/fuzz/bin/,$(FUZZ_TARGETS))
 clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
+	rm -rf tests/reference/mlp-wrong-gradient tests/reference/__pycache__
 	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/bench.md docs/cnn_eval.md
 	rm -f docs/draw docs/draw.html docs/draw.md

@@ -53,10 +53,21 @@ def main():
     ap.add_argument("--only", default="xor,mlp,cnn,attention")
     ap.add_argument("--expect-failure", action="store_true")
     ap.add_argument("--mlp", help="the mlp program to check (default: BIN/mlp)")
+    ap.add_argument("--skip-without-mnist", action="store_true", help="no MNIST: say so, exit 0 (make test)")
     args = ap.parse_args()
     t0 = time.time()
     models = ["mlp"] if args.expect_failure else args.only.split(",")
-    data = common.load_mnist() if set(models) - {"xor"} else None
+    try:
+        data = common.load_mnist() if set(models) - {"xor"} else None
+    except (OSError, ValueError) as e:
+        if not args.skip_without_mnist:
+            print(f"check-torch: {e}")
+            return 1
+        skipped = [m for m in models if m != "xor"]
+        print(f"check-torch: skipped {', '.join(skipped)}{' (the wrong gradient)' if args.expect_failure else ''}: {e}")
+        models = [m for m in models if m == "xor"]
+        if not models:
+            return 0
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
@@ -65,7 +76,8 @@ def main():
             if name == "xor":
                 reports.append(m.check(prog, tmp))
             else:
-                reports.append(common.check_mnist(m, prog, data, tmp, TOL, MARGIN, one_epoch=not args.expect_failure))
+                reports.append(common.check_mnist(m, prog, data, tmp, TOL, MARGIN, one_epoch=not args.expect_failure,
+                                                  quiet=args.expect_failure))
     failures = sum(r.failures for r in reports)
     print(f"check-torch: {len(reports)} models, {failures} comparisons outside tolerance "
           f"({time.time() - t0:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} threads)")

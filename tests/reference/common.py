@@ -197,15 +197,16 @@ def rel(ours, ref):
 class Report:
     """Collects the checks of one model; prints one line per check."""
 
-    def __init__(self, model):
-        self.model, self.failures, self.worst = model, 0, {}
+    def __init__(self, model, quiet=False):
+        self.model, self.failures, self.worst, self.quiet = model, 0, {}, quiet
 
     def check(self, what, value, tol, key=None):
         ok = value <= tol
         self.failures += not ok
         if key:
             self.worst[key] = max(self.worst.get(key, 0.0), value)
-        print(f"  {self.model:9s} {what:46s} {value:10.3g}  (tolerance {tol:g}) {'ok' if ok else 'FAILED'}")
+        if not (ok and self.quiet):
+            print(f"  {self.model:9s} {what:46s} {value:10.3g}  (tolerance {tol:g}) {'ok' if ok else 'FAILED'}")
         return ok
 
     def params(self, label, ours, ref, init, tol_param, tol_update):
@@ -309,11 +310,11 @@ def epoch_batches(n_train, seed, draws, batch):
     return [torch.tensor(b) for b in batches(order, batch)]
 
 
-def check_mnist(m, cmd, data, tmp, tol, margin, one_epoch=True):
+def check_mnist(m, cmd, data, tmp, tol, margin, one_epoch=True, quiet=False):
     """m: the model's module (NAME, DEFAULTS, read, init_draws, lr_at, sgd_step,
     forward); cmd: our program and its flags; tol: tolerances by key; margin:
     for the one-epoch accuracies, in percentage points."""
-    rep = Report(m.NAME)
+    rep = Report(m.NAME, quiet)
     train_x, train_y, test_x, test_y = data
     saved, out = {}, ""
     for n in (0, 1, 20):
