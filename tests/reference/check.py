@@ -55,6 +55,7 @@ def main():
     ap.add_argument("--mlp", help="the mlp program to check (default: BIN/mlp)")
     ap.add_argument("--skip-without-mnist", action="store_true", help="no MNIST: say so, exit 0 (make test)")
     args = ap.parse_args()
+    torch.set_num_threads(1)  # a known cost on any machine; OpenMP threads spin on a busy one
     t0 = time.time()
     models = ["mlp"] if args.expect_failure else args.only.split(",")
     try:
