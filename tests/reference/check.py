@@ -74,13 +74,18 @@ def main():
         for name in models:
             m = __import__(name)
             prog = [args.mlp or os.path.join(args.bin, "mlp")] if name == "mlp" else [os.path.join(args.bin, name)]
-            if name == "xor":
-                reports.append(m.check(prog, tmp))
-            else:
-                reports.append(common.check_mnist(m, prog, data, tmp, TOL, MARGIN, one_epoch=not args.expect_failure,
-                                                  quiet=args.expect_failure))
+            try:
+                if name == "xor":
+                    reports.append(m.check(prog, tmp))
+                else:
+                    reports.append(common.check_mnist(m, prog, data, tmp, TOL, MARGIN,
+                                                      one_epoch=not args.expect_failure, quiet=args.expect_failure))
+            except (RuntimeError, OSError, ValueError) as e:  # our program failed, or a file is not as expected
+                print(f"check-torch: {name}: {e}")
+                reports.append(common.Report(name))
+                reports[-1].failures = 1
     failures = sum(r.failures for r in reports)
-    print(f"check-torch: {len(reports)} models, {failures} comparisons outside tolerance "
+    print(f"check-torch: {len(reports)} models, {failures} checks failed "
           f"({time.time() - t0:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} threads)")
     for r in reports:
         print(f"  {r.model:9s} largest: " + ", ".join(f"{k} {v:.2g}" for k, v in r.worst.items()))
