@@ -1260,7 +1260,8 @@ TrainResult train(Model& m, const Config& cfg, const nn::Split& train_set, int t
             const float lr = lr_at(cfg, long(epoch) * batches + bi, long(cfg.epochs) * batches);
             const StepResult step = train_step(m, params, s, work, train_set, index.data() + start, B, lr);
             nn::check_loss(step.loss, epoch + 1, bi, lr);
-            if (++steps_done, cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", steps_done, step.loss / B);
+            ++steps_done;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", steps_done, step.loss / B);
             total += step.loss;
             res.flops += batch_flops(B, m.D, m.F, step.nonblank);
             nn::progress_update(progress, epoch + 1, long(start + B), train_n, total);

@@ -534,7 +534,8 @@ double train(Cnn& m, const nn::Split& train_set, const Config& cfg, Rng& rng, nn
             const int B = std::min(cfg.batch, train_set.n - start);
             const float loss = train_step(m, train_set, &order[start], B, t, cfg.lr);
             nn::check_loss(true_loss(t, B), epoch, batch_no + 1, cfg.lr);
-            if (++step, cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
+            ++step;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }

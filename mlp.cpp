@@ -880,7 +880,8 @@ TrainStats train(Net& net, const nn::Split& data, const Config& cfg, Rng& rng) {
             total += loss;
             backward(net, w, B, g, USE_BLAS);  // dW1: see sgd_step
             sgd_step(net, g, w, B, cfg.lr);
-            if (++step, cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
+            ++step;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             stats.flops += step_flops(B, net.H, USE_BLAS ? 0 : long(w.xs.start[B]));
             nn::progress_update(progress, epoch + 1, first + B, data.n, total);
         }
