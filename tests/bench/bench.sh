@@ -86,7 +86,7 @@ if want peers && $PYTHON -c 'import torch' 2>/dev/null; then
         set -- $setting "$@"; ob=$1; th=$2; shift 2
         line=$(OPENBLAS_NUM_THREADS=$ob $PYTHON "tests/reference/$name.py" --threads "$th" "$@" | grep '^RESULT')
         ts=$(echo "$line" | sed 's/.* train_s=\([0-9.]*\).*/\1/'); acc=$(echo "$line" | sed 's/.* acc=\([0-9.]*\).*/\1/')
-        echo "  $name $* OPENBLAS_NUM_THREADS=$ob --threads $th: train_s=$ts acc=$acc"
+        echo "  $name${*:+ $*} OPENBLAS_NUM_THREADS=$ob --threads $th: train_s=$ts acc=$acc"
         echo "$name $ts" >> "$ours.peers"
     }
     want cnn && peer cnn 300
