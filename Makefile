@@ -1,7 +1,9 @@
 # Neural networks from scratch, one literate C++ file per model.
 #
 #   make            build every program and make sure data/ holds MNIST
-#   make test       build and run the test suite (ends with "N passed, N failed")
+#   make test       build and run the test suite (ends with "N passed, N failed");
+#                   first `make check-torch` when python3 can import torch
+#   make check-torch  our programs against PyTorch, step for step (tests/reference/)
 #   make bench      measure this machine's FMA peak, then time every program
 #                   (MARCH=x86-64-v3: the same for an AVX2 build, see below)
 #   make docs       render the tutorial
@@ -14,6 +16,8 @@
 # for the machine that builds them and may not run on an older CPU.
 #   make SANITIZE=1   address + undefined-behaviour sanitizers, with -g
 #   make WERROR=1     warnings are errors (CI)
+#   make CHECK_TORCH=0 test   the test suite without the PyTorch check
+#   PYTHON=...        the Python with torch (default /usr/bin/python3, Debian's)
 #   make BLAS=1       link the MLP against OpenBLAS's cblas_sgemm instead of its
 #                     built-in matrix products (the default, BLAS=0: on MNIST
 #                     the built-in ones skip the black pixels and are faster)
@@ -86,7 +90,7 @@ TEST_SRC := $(wildcard tests/*.cpp)
 # The prefix of every file the build makes: empty, or DIR/ for BUILDDIR=DIR.
 B := $(if $(BUILDDIR),$(BUILDDIR)/)
 
-.PHONY: all programs data test bench docs pdf fuzz clean deps FORCE
+.PHONY: all programs data test check-torch bench docs pdf fuzz clean deps FORCE
 all: programs data
 programs: $(addprefix $(B),$(PROGRAMS))
 
@@ -147,8 +151,32 @@ $(B)tests/%.o: tests/%.cpp tests/helpers.hpp common.hpp $(addsuffix .cpp,$(PROGR
 $(B)tests/run_tests: $(addprefix $(B),$(TEST_OBJ))
 	$(CXX) $(CXXFLAGS) $(NN_FLAGS) $^ -o $@ $(LDFLAGS) $(NN_LIBS) $(TEST_BLAS_LIBS)
 
-test: $(PROGRAMS) tests/run_tests
-	@./tests/run_tests
+# make test runs the PyTorch check first (when CHECK_TORCH=1, python can import
+# torch and MNIST is there; otherwise one line says why not), then the doctest
+# suite, whose "N passed, N failed" stays the last line; either failing fails.
+PYTHON      ?= /usr/bin/python3
+CHECK_TORCH ?= 1
+# torch's own threads only: its pool and OpenBLAS's on the same cores slow both.
+TORCH_ENV   := OPENBLAS_NUM_THREADS=1
+test: $(PROGRAMS) tests/run_tests $(if $(filter 1,$(CHECK_TORCH)),tests/reference/mlp-wrong-gradient)
+	@status=0; \
+	if [ "$(CHECK_TORCH)" != 1 ]; then echo "check-torch: skipped (CHECK_TORCH=$(CHECK_TORCH))"; \
+	elif ! $(PYTHON) -c 'import torch' 2>/dev/null; then \
+	  echo "check-torch: skipped: $(PYTHON) cannot import torch (Debian: apt-get install python3-torch libopenblas0-pthread)"; \
+	else $(MAKE) --no-print-directory check-torch CHECK_TORCH_FLAGS=--skip-without-mnist || status=1; fi; \
+	./tests/run_tests || status=1; exit $$status
+
+# The PyTorch check (tests/reference/check.py explains it and its tolerances),
+# then the same check against an MLP built with a deliberately wrong gradient
+# (NN_TEST_WRONG_GRADIENT flips the sign of db1), which must fail.
+tests/reference/mlp-wrong-gradient: mlp.cpp common.hpp .build-flags | deps
+	$(CXX) $(CXXFLAGS) $(NN_FLAGS) -DNN_TEST_WRONG_GRADIENT $< -o $@ $(LDFLAGS) $(NN_LIBS)
+check-torch: $(PROGRAMS) tests/reference/mlp-wrong-gradient
+	@$(PYTHON) -c 'import torch' 2>/dev/null || \
+	  { echo "check-torch: $(PYTHON) cannot import torch (Debian: apt-get install python3-torch libopenblas0-pthread)"; exit 1; }
+	@$(TORCH_ENV) $(PYTHON) tests/reference/check.py $(CHECK_TORCH_FLAGS)
+	@$(TORCH_ENV) $(PYTHON) tests/reference/check.py $(CHECK_TORCH_FLAGS) --expect-failure \
+	  --mlp tests/reference/mlp-wrong-gradient
 
 # The two MLP builds side by side, for `make bench`.
 tests/bench/mlp-builtin: mlp.cpp common.hpp .build-flags | deps
@@ -288,5 +316,6 @@ clean:
 	rm -rf tests/fuzz/bin
 	rm -f $(PROGRAMS) tests/run_tests tests/*.o .build-flags tests/bench/peak tests/bench/mlp-builtin tests/bench/mlp-blas
 	rm -rf $(wildcard tests/bench/*/)
+	rm -rf tests/reference/mlp-wrong-gradient tests/reference/__pycache__
 	rm -f docs/figures docs/*.svg docs/tutorial.md docs/tutorial.html docs/tutorial.pdf docs/tutorial-*.png docs/bench.md docs/cnn_eval.md docs/attention_map.csv
 	rm -f docs/draw docs/draw.html docs/draw.md

@@ -1265,6 +1265,7 @@ struct Config {
     std::string predictions;  // empty: do not write them
     std::string map_file;
     int map_index = 0;
+    int steps = -1;  // stop after this many SGD steps (-1: no limit)
 };
 
 /// ### Accuracy
@@ -1333,18 +1334,21 @@ TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n,
     const long batches = (train_n + cfg.batch - 1) / cfg.batch;
     TrainResult res;
     Model best;
-    for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    long steps_done = 0;  // for --steps
+    for (int epoch = 0; epoch < cfg.epochs && steps_done != cfg.steps; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, index);
         nn::Progress progress = nn::progress_start();
         double total = 0;
-        for (long bi = 0; bi < batches; ++bi) {
+        for (long bi = 0; bi < batches && steps_done != cfg.steps; ++bi) {
             const int start = int(bi * cfg.batch);
             const int B = std::min(cfg.batch, train_n - start);
             const float lr =
                 nn::lr_at(cfg.schedule, cfg.lr, epoch, long(epoch) * batches + bi, long(cfg.epochs) * batches);
             const StepResult step = train_step(m, params, s, work, train_set, index.data() + start, B, lr);
             nn::check_loss(step.loss, epoch + 1, bi, lr);
+            ++steps_done;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", steps_done, step.loss / B);
             total += step.loss;
             res.flops += batch_flops(B, m.D, m.F, step.nonblank);
             nn::progress_update(progress, epoch + 1, long(start + B), train_n, total);
@@ -1518,6 +1522,8 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
          .text = &cfg.map_file},
         {.name = "--map-index", .help = "which test image --attention-map draws", .integer = &cfg.map_index,
          .lo = 0, .hi = 9999},
+        {.name = "--steps", .help = "stop after N SGD steps, printing each one's loss (-1: no limit)",
+         .integer = &cfg.steps, .lo = -1, .hi = 1000000000},
     };
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "attention",

@@ -548,6 +548,7 @@ struct Config {
     std::string load;
     bool eval = false;
     std::string predictions;  // empty: do not write them
+    int steps = -1;           // stop after this many SGD steps (-1: no limit)
 };
 
 /// The batch's loss without the original's clamp, for the divergence check
@@ -579,18 +580,21 @@ double train(Cnn& m, const nn::Split& train_set, const nn::Split& val, Config cf
     double total_secs = 0;
     Cnn best;
     const long batches = (train_set.n + cfg.batch - 1) / cfg.batch;
+    long step = 0;  // SGD steps so far, for --steps
     for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::shuffle(rng, order);
         nn::Progress progress = nn::progress_start();
         float total_loss = 0.0f;
         long batch_no = 0;
-        for (int start = 0; start < train_set.n; start += cfg.batch, ++batch_no) {
+        for (int start = 0; start < train_set.n && step != cfg.steps; start += cfg.batch, ++batch_no) {
             const int B = std::min(cfg.batch, train_set.n - start);
             const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch - 1, (epoch - 1) * batches + batch_no,
                                        cfg.epochs * batches);
             const float loss = train_step(m, train_set, &order[start], B, t, lr);
             nn::check_loss(true_loss(t, B), epoch, batch_no + 1, lr);
+            ++step;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             total_loss += loss;
             nn::progress_update(progress, epoch, start + B, train_set.n, total_loss);
         }
@@ -607,6 +611,7 @@ double train(Cnn& m, const nn::Split& train_set, const nn::Split& val, Config cf
         const bool better = cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch, val_acc);
         if (better) best = m;
         if (!cfg.save.empty() && (cfg.stop.patience == 0 || better)) nn::save_model(cfg.save, "cnn", tensors(m));
+        if (step == cfg.steps) break;  // --steps N: saved after N steps (N = 0: the initial model)
         if (nn::should_stop(cfg.stop)) {
             std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
             break;
@@ -743,6 +748,8 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
+        {.name = "--steps", .help = "stop after N SGD steps, printing each one's loss (-1: no limit)",
+         .integer = &cfg.steps, .lo = -1, .hi = 1000000000},
     };
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "cnn",

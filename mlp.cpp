@@ -97,6 +97,7 @@ struct Config {
     std::string load;                              // start from (or --eval) this model
     bool eval = false;
     std::string predictions;                       // empty: do not write them
+    int steps = -1;                                // stop after this many SGD steps (-1: no limit)
 };
 
 /// ## The model
@@ -806,6 +807,9 @@ void backward(const Net& net, Work& w, int B, Net& g, bool with_dW1 = true) {
     matmul(false, true, B, H, OUT, 1.0f, w.dz2.data(), OUT, net.W2.data(), OUT, w.dz1.data(), H);  // dz2 W2^T
     relu_backward(w.h.data(), w.dz1.data(), size_t(B) * H);  // dz1 = (dz2 W2^T) * [h > 0]
     sum_rows(w.dz1.data(), B, H, scale, g.b1.data());        // db1
+#ifdef NN_TEST_WRONG_GRADIENT  // a deliberate bug, built only by `make check-torch`, which must catch it
+    for (int j = 0; j < H; ++j) g.b1[j] = -g.b1[j];
+#endif
     if (USE_BLAS) {
         if (with_dW1)
             matmul(true, false, IN, H, B, scale, w.x.data(), IN, w.dz1.data(), H, g.W1.data(), H);  // x^T dz1 / B
@@ -881,6 +885,9 @@ double step_flops(int B, int H, long nonzeros) {
 /// step comes from `--schedule`; with `--val`, the held-out images' accuracy
 /// joins the line and the row, and `--patience` may end training early
 /// (both in `common.hpp`), leaving the best epoch's parameters in `net`.
+/// `--steps N` stops after $N$ steps and prints each step's mean loss:
+/// `tests/reference/` runs the first steps so, and takes the same steps in
+/// PyTorch (see the results page).
 struct TrainStats {
     double flops = 0;
 };
@@ -901,13 +908,14 @@ TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config c
     TrainStats stats;
     Net best;  // the best epoch's parameters, with --patience
     const long batches = (data.n + cfg.batch - 1) / cfg.batch;
-    for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    long step = 0;  // SGD steps so far, for --steps
+    for (int epoch = 0; epoch < cfg.epochs && step != cfg.steps; ++epoch) {
         const double t0 = nn::now_seconds();
         nn::Progress progress = nn::progress_start();
         nn::shuffle(rng, order);
         float total = 0.0f;
         long batch = 0;
-        for (int first = 0; first < data.n; first += cfg.batch, ++batch) {
+        for (int first = 0; first < data.n && step != cfg.steps; first += cfg.batch, ++batch) {
             const int B = std::min(cfg.batch, data.n - first);
             const float lr = nn::lr_at(cfg.schedule, cfg.lr, epoch, epoch * batches + batch, cfg.epochs * batches);
             gather_batch(data, images, &order[first], B, w);
@@ -917,6 +925,8 @@ TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config c
             total += loss;
             backward(net, w, B, g, USE_BLAS);  // dW1: see sgd_step
             sgd_step(net, g, w, B, lr);
+            ++step;
+            if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             stats.flops += step_flops(B, net.H, USE_BLAS ? 0 : long(w.xs.start[B]));
             nn::progress_update(progress, epoch + 1, first + B, data.n, total);
         }
@@ -1187,6 +1197,8 @@ int evaluate_saved(const Config& cfg, const std::string& dir) {
         {.name = "--load", .help = "start from this saved model", .text = &cfg.load},
         {.name = "--eval", .help = "only evaluate the --load model on the test set", .on = &cfg.eval},
         {.name = "--predictions", .help = "write index,label,predicted per test image here", .text = &cfg.predictions},
+        {.name = "--steps", .help = "stop after N SGD steps, printing each one's loss (-1: no limit)",
+         .integer = &cfg.steps, .lo = -1, .hi = 1000000000},
     };
     nn::add_validation_flags(flags, cfg.schedule, cfg.val, cfg.stop);
     if (!nn::parse_flags(argc, argv, "mlp",

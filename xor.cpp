@@ -180,6 +180,7 @@ struct Config {
     float lr = 0.01f;
     uint64_t seed = 42;
     int print_every = 1000;
+    std::string save;  // empty: do not write the parameters
 };
 
 void train(Net& trained, const Config& cfg) {
@@ -231,12 +232,13 @@ double evaluate(const Net& net, bool print) {
 [[maybe_unused]] int run(int argc, char** argv) {
     Config cfg;
     std::vector<nn::Flag> flags = {
-        {.name = "--epochs", .help = "passes over the four samples", .integer = &cfg.epochs, .lo = 1,
+        {.name = "--epochs", .help = "passes over the four samples", .integer = &cfg.epochs, .lo = 0,
          .hi = 1000000000},
         {.name = "--lr", .help = "learning rate", .number = &cfg.lr, .lo = 0, .hi = 1e6},
         {.name = "--seed", .help = "RNG seed, or 'time' for the clock", .seed = &cfg.seed},
         {.name = "--print-every", .help = "print the error every N epochs", .integer = &cfg.print_every,
          .lo = 1, .hi = 1000000000},
+        {.name = "--save", .help = "write the trained parameters here, as text: W1, b1, W2, b2", .text = &cfg.save},
     };
     if (!nn::parse_flags(argc, argv, "xor", "Train a 2-4-1 sigmoid network on XOR (the original mlp_simple).",
                          flags))
@@ -248,6 +250,15 @@ double evaluate(const Net& net, bool print) {
     double secs = nn::now_seconds() - t0;
     double acc = evaluate(net, true);
     std::printf("Accuracy: %.2f%% (outputs thresholded at 0.5)\n", acc);
+    if (!cfg.save.empty()) {  // one number a line, exact in decimal: tests/reference/ reads them
+        std::string text;
+        char line[32];
+        auto put = [&](const auto& tensor) {
+            for (double v : tensor) text.append(line, size_t(std::snprintf(line, sizeof line, "%.17g\n", v)));
+        };
+        put(net.W1), put(net.b1), put(net.W2), put(net.b2);
+        nn::write_file_atomic(cfg.save, text.data(), text.size());
+    }
     double gflop = 56.0 * SAMPLES * cfg.epochs * 1e-9;
     std::printf("RESULT model=xor epochs=%d lr=%g threads=1 seed=%llu train_s=%.3f acc=%.2f gflop=%.3f\n",
                 cfg.epochs, double(cfg.lr), (unsigned long long)cfg.seed, secs, acc, gflop);

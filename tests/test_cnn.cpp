@@ -321,6 +321,30 @@ TEST_CASE("cnn: end to end on a subset of MNIST, save, load, determinism") {
     CHECK(e.out.find(a.out.substr(at, a.out.find('\n', at) - at)) != std::string::npos);
 }
 
+TEST_CASE("cnn: --steps N stops after N steps, printing each loss; --steps 0 saves the initial model") {
+    if (!th::need_mnist()) return;
+    const std::string model = th::path("cnn-steps.model");
+    th::Run zero = th::run("./cnn --steps 0 --log none --save " + model);
+    REQUIRE(zero.code == 0);
+    CHECK(zero.out.find("Step ") == std::string::npos);
+    Cnn saved, init;
+    nn::load_model(model, "cnn", tensors(saved));
+    Rng rng = nn::rng_new(1);
+    init = init_cnn(rng);
+    CHECK(saved.conv_w == init.conv_w);
+    CHECK(saved.fc_w == init.fc_w);
+
+    th::Run three = th::run("./cnn --steps 3 --log none --save " + model);
+    REQUIRE(three.code == 0);
+    CHECK(three.out.find("Step 1 | loss=") != std::string::npos);
+    CHECK(three.out.find("Step 3 | loss=") != std::string::npos);
+    CHECK(three.out.find("Step 4 ") == std::string::npos);
+    CHECK(three.out.find("Epoch 2") == std::string::npos);
+    Cnn after;
+    nn::load_model(model, "cnn", tensors(after));
+    CHECK(after.fc_w != init.fc_w);
+}
+
 TEST_CASE("cnn: bad model files and bad flags get one line and the right exit code") {
     std::string dir = th::mnist_dir().empty() ? "data" : th::mnist_dir();
     std::string good = th::path("cnn-good.model");

@@ -188,6 +188,7 @@ TEST_CASE("reliability: flags at their edges are refused with exit 2") {
         {"--data ''", "--data: expected a non-empty value, got ''"},
         {"--save", "--save: missing value"},
         {"--seed 1.5", "--seed: expected a non-negative integer or 'time', got '1.5'"},
+        {"--steps -2", "--steps: expected an integer in -1..1000000000, got '-2'"},
     };
     for (const Edge& e : cnn_edges) {
         CAPTURE(e.args);
@@ -198,7 +199,7 @@ TEST_CASE("reliability: flags at their edges are refused with exit 2") {
     }
     th::Run x = th::run(std::string(programs[0]) + " --epochs -1");
     CHECK(x.code == 2);
-    CHECK(x.err == "xor: --epochs: expected an integer in 1..1000000000, got '-1'\n");
+    CHECK(x.err == "xor: --epochs: expected an integer in 0..1000000000, got '-1'\n");
 }
 
 TEST_CASE("reliability: an absurd header is refused before anything large is allocated") {

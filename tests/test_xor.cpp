@@ -79,7 +79,7 @@ TEST_CASE("xor: a fixed seed gives identical output, bad flags exit 2 with one l
 
     th::Run bad = th::run("./xor --epochs abc");
     CHECK(bad.code == 2);
-    CHECK(bad.err == "xor: --epochs: expected an integer in 1..1000000000, got 'abc'\n");
+    CHECK(bad.err == "xor: --epochs: expected an integer in 0..1000000000, got 'abc'\n");
     th::Run unknown = th::run("./xor --bogus");
     CHECK(unknown.code == 2);
     CHECK(th::count_lines(unknown.err) == 1);
@@ -88,4 +88,21 @@ TEST_CASE("xor: a fixed seed gives identical output, bad flags exit 2 with one l
     CHECK(help.code == 0);
     CHECK(help.out.find("--epochs") != std::string::npos);
     CHECK(help.out.find("(default: 1000000)") != std::string::npos);
+}
+
+TEST_CASE("xor: --save writes the parameters, exactly, in the order W1, b1, W2, b2") {
+    // --epochs 0: the initial network, which init_net draws from seed 42
+    const std::string file = th::path("xor-params.txt");
+    th::Run r = th::run("./xor --epochs 0 --save " + file);
+    REQUIRE(r.code == 0);
+    Rng rng = nn::rng_new(42);
+    const Net net = init_net(rng);
+    std::vector<double> want(net.W1, net.W1 + IN * HID);
+    want.insert(want.end(), net.b1, net.b1 + HID);
+    want.insert(want.end(), net.W2, net.W2 + HID * OUT);
+    want.insert(want.end(), net.b2, net.b2 + OUT);
+    std::istringstream in(th::read_text(file));
+    std::vector<double> got;
+    for (std::string line; std::getline(in, line);) got.push_back(std::strtod(line.c_str(), nullptr));
+    CHECK(got == want);  // %.17g reads back to the same double
 }

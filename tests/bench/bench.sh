@@ -1,11 +1,12 @@
 #!/bin/sh
 # make bench: this machine's fp32 FMA peak, then one line per program run with
 # its default configuration (and the original's other configurations), and,
-# when the PyTorch peers are installed, the same runs of the peers and the
-# speed ratio. Every figure in README.md comes from this script.
+# when Python can import torch, the same training in PyTorch (the references
+# of tests/reference/, as peers) and the speed ratio. Every figure in
+# README.md comes from this script.
 #
-#   PEERS_DIR   where the PyTorch peers live (default ../shared/peers/pytorch);
-#               skipped when absent or when python3 cannot import torch
+#   PYTHON      the Python with torch (default /usr/bin/python3); the peers are
+#               skipped, with one line, when it cannot import torch
 #   BENCH_ONLY  space-separated subset of: xor mlp cnn attention peers
 #   BENCH_MARCH the -march of the programs to time (set by `make bench
 #               MARCH=...`, which builds them into tests/bench/MARCH/); the peak
@@ -22,7 +23,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 CXX=${CXX:-g++}
-PEERS_DIR=${PEERS_DIR:-../shared/peers/pytorch}
+PYTHON=${PYTHON:-/usr/bin/python3}
 ONLY=${BENCH_ONLY:-xor mlp cnn attention peers}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 if [ "${BENCH_NATIVE_BLAS:-0}" = 1 ]; then unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; else export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"; fi
@@ -70,29 +71,40 @@ if want attention && [ -x $BIN/attention ]; then
     run attention-first attention "orig. first: D16 FF32 5 ep random pos" $BIN/attention --log none --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01
 fi
 
-if want peers && [ -d "$PEERS_DIR" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-    echo "PyTorch peers ($PEERS_DIR), each at its best of the two thread settings its README names:"
-    peer() {  # peer NAME ARGS...: best train_s over (OPENBLAS_NUM_THREADS, --threads) = (1, 2) and (2, 1)
-        name=$1; shift
-        best=""
-        for s in "1 2" "2 1"; do
-            set -- $s "$@"; ob=$1; th=$2; shift 2
-            line=$(OPENBLAS_NUM_THREADS=$ob /usr/bin/python3 "$PEERS_DIR/$name.py" --threads "$th" --seed 1 "$@" | grep '^RESULT')
-            ts=$(echo "$line" | sed 's/.*train_s=\([0-9.]*\).*/\1/'); acc=$(echo "$line" | sed 's/.*acc=\([0-9.]*\).*/\1/')
-            echo "  $name $* OPENBLAS_NUM_THREADS=$ob --threads $th: train_s=$ts acc=$acc"
-            if [ -z "$best" ] || [ "$(echo "$ts < $best" | bc)" = 1 ]; then best=$ts; fi
-        done
-        echo "  $name best: $best s"
-        echo "$name $best" >> "$ours.peers"
+if want peers && $PYTHON -c 'import torch' 2>/dev/null; then
+    # Each PyTorch reference trains with our configuration (epochs, batch, lr,
+    # Xavier scale) from its own random start. Two thread pools share the
+    # cores: torch's (--threads) and OpenBLAS's; a short trial of each pair
+    # picks the fastest for this machine, and the full run uses it.
+    n=$(nproc); counts=1; [ "$n" -gt 1 ] && counts="1 $n"
+    echo "PyTorch peers (tests/reference/), each at the fastest of OPENBLAS_NUM_THREADS x --threads in {$counts} in a short trial:"
+    peer() {  # peer NAME TRIAL_STEPS ARGS...
+        name=$1; trial=$2; shift 2
+        best=""; setting=""; tried=""
+        for ob in $counts; do for th in $counts; do
+            ts=$(OPENBLAS_NUM_THREADS=$ob $PYTHON "tests/reference/$name.py" --threads "$th" --steps "$trial" "$@" |
+                 sed -n 's/^RESULT.* train_s=\([0-9.]*\).*/\1/p')
+            tried="$tried $ob/$th:${ts:-failed}s"
+            if [ -n "$ts" ] && { [ -z "$best" ] || [ "$(echo "$ts < $best" | bc)" = 1 ]; }; then best=$ts; setting="$ob $th"; fi
+        done; done
+        echo "  $name trial, $trial steps, OPENBLAS_NUM_THREADS/--threads:$tried"
+        [ -n "$setting" ] || { echo "  $name: failed"; return 0; }
+        set -- $setting "$@"; ob=$1; th=$2; shift 2
+        line=$(OPENBLAS_NUM_THREADS=$ob $PYTHON "tests/reference/$name.py" --threads "$th" "$@" | grep '^RESULT')
+        ts=$(echo "$line" | sed 's/.* train_s=\([0-9.]*\).*/\1/'); acc=$(echo "$line" | sed 's/.* acc=\([0-9.]*\).*/\1/')
+        echo "  $name${*:+ $*} OPENBLAS_NUM_THREADS=$ob --threads $th: train_s=$ts acc=$acc"
+        echo "$name $ts" >> "$ours.peers"
     }
-    want cnn && peer cnn
-    want mlp && peer mlp
-    want attention && peer attention --d-model 64 --ff 128 --epochs 8 --pos sinusoidal
-    echo "Speed ratios, the peer's best training seconds / our whole process (start-up, loading and testing included):"
+    want cnn && peer cnn 300
+    want mlp && peer mlp 300
+    want attention && peer attention 100
+    echo "Speed ratios, the peer's training seconds / our whole process (start-up, loading and testing included):"
     ratio() {  # ratio PEER KEY: print peer / ours
         p=$(awk -v k="$1" '$1 == k {print $2}' "$ours.peers"); o=$(awk -v k="$2" '$1 == k {print $2}' "$ours")
         if [ -n "$p" ] && [ -n "$o" ]; then printf '  %-18s %6.2f s vs %6.2f s: %5.1fx\n' "$2" "$p" "$o" "$(echo "$p / $o" | bc -l)"; fi
     }
-    ratio cnn cnn; ratio mlp mlp-builtin; ratio mlp mlp-blas; ratio attention attention-later; ratio attention attention-default
+    ratio cnn cnn; ratio mlp mlp-builtin; ratio mlp mlp-blas; ratio attention attention-default
+elif want peers; then
+    echo "PyTorch peers: skipped: $PYTHON cannot import torch (Debian: apt-get install python3-torch libopenblas0-pthread)"
 fi
 rm -f "$ours" "$ours.peers"
