@@ -1059,7 +1059,8 @@ struct StepResult {
 
 StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, Acts& s, std::vector<Work>& work,
                       const nn::Split& data, const int* index, int B, float lr) {
-    const int G = groups_of(B), T = std::max(1, std::min(nn::max_threads(), G));
+    const int G = groups_of(B);
+    [[maybe_unused]] const int T = std::max(1, std::min(nn::max_threads(), G));  // read by the pragma only
     #pragma omp parallel for schedule(static) num_threads(T)
     for (int grp = 0; grp < G; ++grp) {
         const int b0 = grp * GROUP, b1 = std::min(B, b0 + GROUP);

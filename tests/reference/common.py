@@ -292,6 +292,18 @@ def peer(m, args, params, data):
 # The check of an MNIST model, the same for the three: run ours for 0, 1 and
 # 20 steps, take the same 20 steps here, compare; then one epoch each.
 
+def sgd(loss, p, lr):
+    """The step every MNIST program takes: gradients of `loss` by autograd, then
+    each parameter t -= lr * dt; returns the loss as a Python float."""
+    for t in p.values():
+        t.grad = None
+    loss.backward()
+    with torch.no_grad():
+        for t in p.values():
+            t -= lr * t.grad
+    return loss.item()
+
+
 def trainable(params):
     return {k: v.detach().clone().requires_grad_() for k, v in params.items()}
 
