@@ -1117,10 +1117,12 @@ double batch_flops(int B, int D, int F, long nonblank) {
 /// ### How fast it is
 ///
 /// Eight epochs of the newest original's configuration
-/// (`./attention --schedule constant --lr 0.01`), measured in one sitting on
-/// this machine while it was otherwise idle: two cores of an AMD EPYC (Zen 4),
-/// whose fp32 FMA peak `tests/bench/peak.cpp` measured at 233 GFLOP/s just
-/// before and after every run.
+/// (`./attention --schedule constant --lr 0.01`), measured on 2026-11-25 in
+/// one sitting on the project's machine of that day while it was otherwise
+/// idle: two cores of an AMD EPYC (Zen 4), whose fp32 FMA peak
+/// `tests/bench/peak.cpp` measured at 233 GFLOP/s just before and after every
+/// run. (On the Zen 5 of 2026-12-01, whose 512-bit FMAs double that peak, the
+/// same run trains in 15.5 s and the AVX2 build in 29–31 s: README, Results.)
 ///
 /// | | training time | arithmetic | rate | of peak |
 /// |---|---|---|---|---|

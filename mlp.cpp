@@ -862,12 +862,14 @@ void sgd_step(Net& net, const Net& g, const Work& w, int B, float lr) {
 /// parameter for the update. Not counted: biases, ReLU and softmax (under 1%),
 /// and the multiply-adds `matmul_blocked` spends on its zero padding.
 ///
-/// The two builds count very differently. The BLAS build executes 989 GFLOP
-/// in 6.5 to 7 s: about 150 GFLOP/s, some 65% of the 233 GFLOP/s peak. The
-/// built-in build executes 210 GFLOP in about 3.2 s: 66 GFLOP/s, only 28% of
-/// the peak, because the sparse loops use each row of $W_1$ they load for one
-/// image only, so they wait on the caches rather than on the FMA units. It is
-/// still twice as fast. A fraction of peak measures how well the arithmetic is
+/// The two builds count very differently. On the Zen 4 of 2026-11-25 (peak
+/// 233 GFLOP/s) the BLAS build executed 989 GFLOP in 6.5 to 7 s: about 150
+/// GFLOP/s, some 65% of the peak. The built-in build executes 210 GFLOP in
+/// about 3.2 s there: 66 GFLOP/s, only 28% of the peak, because the sparse
+/// loops use each row of $W_1$ they load for one image only, so they wait on
+/// the caches rather than on the FMA units. It is still twice as fast (on the
+/// Zen 5 of 2026-12-01: 4.6 s against 8.3 s, 1.8 times; README, Results).
+/// A fraction of peak measures how well the arithmetic is
 /// done, not whether it needed doing; the second question pays more.
 double step_flops(int B, int H, long nonzeros) {
     const double dense = 2.0 * B * H * OUT * 3;  // z2, dW2, dz2 W2^T
