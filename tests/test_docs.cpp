@@ -339,13 +339,16 @@ TEST_CASE("docs: names in the book link to their definitions") {
     // Every struct the sources define at the top level is an anchor (the converter found it).
     const std::vector<std::pair<std::string, std::string>> sources = {
         {"xor.cpp", "xor"}, {"mlp.cpp", "mlp"}, {"cnn.cpp", "cnn"}, {"attention.cpp", "attention"}, {"common.hpp", "nn"}};
-    for (const auto& [file, part] : sources)
+    for (const auto& source : sources) {
+        const std::string& file = source.first;  // (not a structured binding: clang 14 cannot capture one in CHECK)
+        const std::string& part = source.second;
         for (const std::string& l : lines_of(th::read_text(file)))
             if (l.starts_with("struct ")) {
                 std::string name = l.substr(7);
                 name = name.substr(0, name.find_first_of(" {:"));
                 CHECK_MESSAGE(ids.count("def-" + part + "-" + name), file << ": struct " << name << " has no anchor");
             }
+    }
     // The commonest names are linked, from code and from prose, to their own chapter's definition.
     for (const char* id : {"def-cnn-conv_grad", "def-cnn-Batch", "def-cnn-EVEN_OFF", "def-nn-load_mnist", "def-nn-Rng",
                            "def-mlp-matmul", "def-attention-attention_backward", "def-xor-backward"}) {
