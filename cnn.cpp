@@ -248,19 +248,25 @@ void conv_relu_pool(const Cnn& m, const float* xd, float* pooled, int* route) {
 /// a third of its forward pass there. A second pass reads the 1568 features
 /// twice, from the level-1 cache. The order of every sum is the same for any
 /// `CB`, so are the bits (the test runs every target's `CB`).
+///
+/// The sums are one flat array, `acc[j*HALF + k]`, and the weights one
+/// pointer with the class's offset in the index. Written as `acc[CB][HALF]`
+/// with a pointer per class, GCC 12 kept one class's sums in memory even with
+/// registers to spare, and every step of the loop waited for a store and a
+/// load: a tenth of the AVX2 build's training time went there.
 template <int CB>
 void fc_forward_tiled(const Cnn& m, const float* p, float* logits) {  // p: (FC_IN) -> logits: (CLASSES)
     static_assert(CLASSES % CB == 0);
     for (int j0 = 0; j0 < CLASSES; j0 += CB) {
-        float acc[CB][HALF] = {};
+        float acc[CB * HALF] = {};  // class j's sums at [j*HALF, (j+1)*HALF)
+        const float* w = &m.fc_w[j0 * FC_IN];
         for (int i0 = 0; i0 < FC_IN; i0 += HALF)  // 1568 = 98 x 16
-            for (int j = 0; j < CB; ++j) {
-                const float* w = &m.fc_w[(j0 + j) * FC_IN + i0];
-                for (int k = 0; k < HALF; ++k) acc[j][k] = std::fma(p[i0 + k], w[k], acc[j][k]);
-            }
+            for (int j = 0; j < CB; ++j)
+                for (int k = 0; k < HALF; ++k)
+                    acc[j * HALF + k] = std::fma(p[i0 + k], w[j * FC_IN + i0 + k], acc[j * HALF + k]);
         for (int j = 0; j < CB; ++j) {
             float s = 0.0f;
-            for (int k = 0; k < HALF; ++k) s += acc[j][k];
+            for (int k = 0; k < HALF; ++k) s += acc[j * HALF + k];
             logits[j0 + j] = m.fc_b[j0 + j] + s;
         }
     }
@@ -503,10 +509,24 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
 /// core's cache. Then the linear layer's update, which needs the whole batch;
 /// then the sums, in sample order, of the per-sample losses and convolution
 /// gradients. Returns the batch's summed loss.
+/// The images of a batch are drawn at random from 47 MB of pixels, far more
+/// than any cache holds: each one comes from main memory, 13 cache lines of
+/// 64 bytes, and the first loads of `split_pad_image` used to wait for them
+/// (a third of its time). So while one sample is being worked on, the
+/// processor is asked to fetch the next one's image: `__builtin_prefetch`
+/// (GCC and Clang, every target) is a hint that loads a line into the cache
+/// without waiting for it, and changes no value.
+void prefetch_image(const nn::Split& data, int row) {
+    const uint8_t* px = &data.pixels[size_t(row) * H * W];
+    for (int i = 0; i < H * W; i += 64) __builtin_prefetch(px + i);
+    __builtin_prefetch(px + H * W - 1);
+}
+
 float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t, float lr) {
     const float scale = 1.0f / float(B);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; ++b) {
+        if (b + 1 < B) prefetch_image(data, idx[b + 1]);
         forward_sample(m, data, idx[b], t, b);
         t.loss[b] = softmax_xent(&t.logits[b * CLASSES], t.label[b], scale, &t.delta[b * CLASSES]);
         float gp[GP_SIZE];
