@@ -385,15 +385,33 @@ float softmax_xent(float* q, uint8_t label, float scale, float* delta) {
 /// (This is the first layer, so the gradient with respect to the image itself
 /// is not needed.)
 ///
-/// **Computing it.** $g_z$ is zero at three pixels in four at least, which
-/// suggests looping over the winners only; but each winner then needs nine
-/// scattered reads and the loop is full of unpredictable branches. It is
-/// faster to do the dense sum with the same layout as the forward pass: for
-/// each channel, spread the pooled gradients into a map `G` of $g_z$ (28 rows
-/// of 16 even and 16 odd pixels, zeros almost everywhere), and then each of
-/// the nine weight gradients is one long dot product of `G` with the input at
-/// the tap's offsets: for the even half, row $y+u$ at `EVEN_OFF[v]`; for the
-/// odd half, at `ODD_OFF[v]`. Every read is again a contiguous run of 16.
+/// **Computing it.** $g_z$ is zero at three pixels in four at least, and a
+/// zero adds nothing to a sum: $w \cdot 0 + s = s$ exactly. So only the winner
+/// of each 2×2 block needs a multiply-add: for block $(i, j)$ with gradient
+/// $g$ (0 where its ReLU was off) and winner $(d_y, d_x)$,
+/// $$g_{w_{c,u,v}} \mathrel{+}= g\;\tilde x_{2i+d_y+u,\;2j+d_x+v}.$$
+/// We keep the layout of the forward pass: lane $k$ of a pooled row is block
+/// column $j = k$, and for tap row $u$ the block's two candidate rows are
+/// framed rows $2i+u$ (top) and $2i+1+u$ (bottom). Frame columns $2k$ to
+/// $2k+3$ sit at slots $k$, $16+k$, $k+1$, $17+k$ of a row (the table of the
+/// forward pass), four contiguous runs of 16. Picking the winner's row is a
+/// select between two loaded runs, lane by lane, and picking its column is a
+/// select between neighbouring runs: tap $v$ of pixel $2k+d_x$ is column
+/// $2k+d_x+v$. Then one multiply-add per tap and lane. The selects are
+/// written as `if` over values already loaded, which the compiler turns into
+/// blend instructions; a `?:` that chooses between two *loads* is a branch to
+/// it, and kept the loop scalar.
+///
+/// Each lane keeps its own partial sum of each tap, over the pooled rows in
+/// order, and the 16 lanes are added at the end, in order. This is the sum an
+/// earlier version computed densely, over all 28×32 positions with the zeros
+/// multiplied in (the test keeps that version and checks that the bits are
+/// the same); it did four times as many multiply-adds. The lanes are walked
+/// one vector at a time (`V` = `LANES` of them: 8 with AVX2, 16 with
+/// AVX-512, 4 with NEON), so that a vector's three sums stay in registers
+/// across the 14 rows: written over all 16 lanes at once, GCC 12 kept the AVX2
+/// sums in memory. Every lane's sum is the same whatever `V` (the test runs
+/// 4, 8 and 16).
 ///
 /// The functions below do the per-sample part. `fc_input_grad` computes
 /// $g_p$ (ten stride-1 passes over the linear weights, with two spare zero
@@ -414,48 +432,47 @@ void fc_input_grad(const Cnn& m, const float* delta, float* gp) {  // delta: (CL
     gp[FC_IN] = gp[FC_IN + 1] = 0.0f;
 }
 
-/// `route_row` sends a pooled row's 16 gradients to their winners in the
-/// two rows of `G` below it. Whether a block's ReLU was on is "any of the
-/// four bits set", written with bit operations: written as `r[k] != 0`, the
-/// comparison made GCC 12 give up vectorising the loop for AVX2 ("control
-/// flow in loop", says `-fopt-info-vec-missed`; it did vectorise it for
-/// AVX-512), and that loop, one lane at a time, took a fifth of the AVX2
-/// build's training time. Both are 0 or 1, so the bits are the same.
-void route_row(const float* g, const int* r, float* top, float* bottom, float* gb) {
-    for (int k = 0; k < HALF; ++k) {  // each gradient to its winner, zeros elsewhere
-        top[k] = g[k] * float(r[k] & 1);
-        top[HALF + k] = g[k] * float((r[k] >> 1) & 1);
-        bottom[k] = g[k] * float((r[k] >> 2) & 1);
-        bottom[HALF + k] = g[k] * float((r[k] >> 3) & 1);
-        gb[k] += g[k] * float((r[k] | r[k] >> 1 | r[k] >> 2 | r[k] >> 3) & 1);  // r[k] != 0
-    }
-}
-
-void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g) {
+template <int V>
+void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* conv_g) {
+    static_assert(HALF % V == 0);
     for (int c = 0; c < C; ++c) {
-        float G[H][XD_W];  // g_z of channel c, split: [y][k] even pixel 2k, [y][16+k] odd pixel 2k+1
+        float g[PH][HALF];  // g_p of block (py, k) where its ReLU was on, else 0
         float gb[HALF] = {};
         for (int py = 0; py < PH; ++py) {
             // 16 lanes of gradients from a pooled row of 14: lanes 14, 15 read the next row (or
             // the spare zeros) but their route is 0, so they count for nothing.
-            const float* g = &gp[c * PH * PW + py * PW];
+            const float* gr = &gp[c * PH * PW + py * PW];
             const int* r = &route[(c * PH + py) * HALF];
-            route_row(g, r, G[2 * py], G[2 * py + 1], gb);
+            for (int k = 0; k < HALF; ++k) {
+                g[py][k] = gr[k] * float((r[k] | r[k] >> 1 | r[k] >> 2 | r[k] >> 3) & 1);  // r[k] != 0
+                gb[k] += g[py][k];
+            }
         }
         for (int u = 0; u < K; ++u) {
-            float acc0[HALF] = {}, acc1[HALF] = {}, acc2[HALF] = {};  // taps v = 0, 1, 2: 16 partial sums each
-            for (int y = 0; y < H; ++y) {
-                const float* r = &xd[(y + u) * XD_W];
-                const float* ge = G[y];
-                const float* go = G[y] + HALF;
-                for (int k = 0; k < HALF; ++k) {
-                    acc0[k] = std::fma(go[k], r[HALF + k], std::fma(ge[k], r[k], acc0[k]));
-                    acc1[k] = std::fma(go[k], r[k + 1], std::fma(ge[k], r[HALF + k], acc1[k]));
-                    acc2[k] = std::fma(go[k], r[HALF + 1 + k], std::fma(ge[k], r[k + 1], acc2[k]));
+            float acc[K * HALF];  // taps v = 0, 1, 2: 16 partial sums each, at [v*HALF, (v+1)*HALF)
+            for (int k0 = 0; k0 < HALF; k0 += V) {  // one vector of lanes at a time
+                float a0[V] = {}, a1[V] = {}, a2[V] = {};
+                for (int py = 0; py < PH; ++py) {
+                    const float* r0 = &xd[(2 * py + u) * XD_W + k0];  // framed row 2py+u: tap row u of the block's top row
+                    const float* r1 = r0 + XD_W;                      // and of its bottom row
+                    const int* r = &route[(c * PH + py) * HALF + k0];
+                    const float* gk = &g[py][k0];
+                    for (int k = 0; k < V; ++k) {
+                        // frame columns 2k .. 2k+3 of the top row, of the bottom row, then of the winner's
+                        float c0 = r0[k], c1 = r0[HALF + k], c2 = r0[k + 1], c3 = r0[HALF + 1 + k];
+                        const float b0 = r1[k], b1 = r1[HALF + k], b2 = r1[k + 1], b3 = r1[HALF + 1 + k];
+                        if (r[k] & 12) c0 = b0, c1 = b1, c2 = b2, c3 = b3;  // winner 2 or 3: bottom row
+                        float x0 = c0, x1 = c1, x2 = c2;                    // its input at taps v = 0, 1, 2
+                        if (r[k] & 10) x0 = c1, x1 = c2, x2 = c3;           // winner 1 or 3: one column right
+                        a0[k] = std::fma(gk[k], x0, a0[k]);
+                        a1[k] = std::fma(gk[k], x1, a1[k]);
+                        a2[k] = std::fma(gk[k], x2, a2[k]);
+                    }
                 }
+                for (int k = 0; k < V; ++k) acc[k0 + k] = a0[k], acc[HALF + k0 + k] = a1[k], acc[2 * HALF + k0 + k] = a2[k];
             }
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
-            for (int k = 0; k < HALF; ++k) s0 += acc0[k], s1 += acc1[k], s2 += acc2[k];
+            for (int k = 0; k < HALF; ++k) s0 += acc[k], s1 += acc[HALF + k], s2 += acc[2 * HALF + k];
             conv_g[c * K * K + u * K + 0] = s0;
             conv_g[c * K * K + u * K + 1] = s1;
             conv_g[c * K * K + u * K + 2] = s2;
@@ -464,6 +481,10 @@ void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g
         for (int k = 0; k < HALF; ++k) sb += gb[k];
         conv_g[C * K * K + c] = sb;
     }
+}
+
+void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g) {
+    conv_grad_tiled<nn::LANES>(xd, route, gp, conv_g);
 }
 
 /// ### Linear layer: weight and bias gradients, and the update

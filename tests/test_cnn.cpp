@@ -216,6 +216,89 @@ TEST_CASE("cnn: convolution + ReLU + max-pool backward equals central difference
     }
 }
 
+namespace {
+
+// The convolution's gradient computed densely, as an earlier version of
+// cnn.cpp did: g_z spread over a 28 x 32 map (zeros everywhere but at the
+// winners), then every tap a dot product of that map with the input, 16 lanes
+// of partial sums over the 28 rows (even pixel, then odd), added in lane order.
+void conv_grad_dense(const float* xd, const int* route, const float* gp, float* conv_g) {
+    for (int c = 0; c < C; ++c) {
+        float G[H][XD_W];
+        float gb[HALF] = {};
+        for (int py = 0; py < PH; ++py) {
+            const float* g = &gp[c * PH * PW + py * PW];
+            const int* r = &route[(c * PH + py) * HALF];
+            for (int k = 0; k < HALF; ++k) {
+                G[2 * py][k] = g[k] * float(r[k] & 1);
+                G[2 * py][HALF + k] = g[k] * float((r[k] >> 1) & 1);
+                G[2 * py + 1][k] = g[k] * float((r[k] >> 2) & 1);
+                G[2 * py + 1][HALF + k] = g[k] * float((r[k] >> 3) & 1);
+                gb[k] += g[k] * float(r[k] != 0);
+            }
+        }
+        for (int u = 0; u < K; ++u) {
+            float acc0[HALF] = {}, acc1[HALF] = {}, acc2[HALF] = {};
+            for (int y = 0; y < H; ++y) {
+                const float* r = &xd[(y + u) * XD_W];
+                const float* ge = G[y];
+                const float* go = G[y] + HALF;
+                for (int k = 0; k < HALF; ++k) {
+                    acc0[k] = std::fma(go[k], r[HALF + k], std::fma(ge[k], r[k], acc0[k]));
+                    acc1[k] = std::fma(go[k], r[k + 1], std::fma(ge[k], r[HALF + k], acc1[k]));
+                    acc2[k] = std::fma(go[k], r[HALF + 1 + k], std::fma(ge[k], r[k + 1], acc2[k]));
+                }
+            }
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
+            for (int k = 0; k < HALF; ++k) s0 += acc0[k], s1 += acc1[k], s2 += acc2[k];
+            conv_g[c * K * K + u * K + 0] = s0;
+            conv_g[c * K * K + u * K + 1] = s1;
+            conv_g[c * K * K + u * K + 2] = s2;
+        }
+        float sb = 0.0f;
+        for (int k = 0; k < HALF; ++k) sb += gb[k];
+        conv_g[C * K * K + c] = sb;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("cnn: the convolution's gradient, winners only, gives the bits of the dense sum") {
+    // Skipping a product whose gradient is 0 leaves every partial sum as it
+    // was (s + 0*x = s for finite x, and no sum here is -0), so the two must
+    // agree exactly, not just closely. Random images and weights with biases
+    // of both signs give blocks with the ReLU off, and winners at all four
+    // positions (checked); the gradients have both signs.
+    nn::Split d = random_split(6, 41);
+    nn::Rng r = nn::rng_new(42);
+    Cnn m = init_cnn(r);
+    int winners[16] = {};
+    for (int s = 0; s < d.n; ++s) {
+        for (float& b : m.conv_b) b = nn::uniform_f32(r, -0.3f, 0.3f);
+        std::vector<float> xd(XD_SIZE), pooled(FC_IN);
+        std::vector<int> route(ROUTE);
+        split_pad_image(&d.pixels[size_t(s) * H * W], xd.data());
+        conv_relu_pool(m, xd.data(), pooled.data(), route.data());
+        for (int v : route) ++winners[v];
+        std::vector<float> gp(GP_SIZE, 0.0f);
+        for (int i = 0; i < FC_IN; ++i) gp[i] = nn::uniform_f32(r, -1, 1);
+        std::vector<float> want(C * K * K + C), got(want.size()), got4(want.size()), got8(want.size()),
+            got16(want.size());
+        conv_grad_dense(xd.data(), route.data(), gp.data(), want.data());
+        conv_grad(xd.data(), route.data(), gp.data(), got.data());  // the build's vector width
+        conv_grad_tiled<4>(xd.data(), route.data(), gp.data(), got4.data());  // and every target's
+        conv_grad_tiled<8>(xd.data(), route.data(), gp.data(), got8.data());
+        conv_grad_tiled<16>(xd.data(), route.data(), gp.data(), got16.data());
+        const size_t bytes = want.size() * sizeof(float);
+        CHECK(std::memcmp(got.data(), want.data(), bytes) == 0);
+        CHECK(std::memcmp(got4.data(), want.data(), bytes) == 0);
+        CHECK(std::memcmp(got8.data(), want.data(), bytes) == 0);
+        CHECK(std::memcmp(got16.data(), want.data(), bytes) == 0);
+    }
+    for (int v : {1, 2, 4, 8}) CHECK(winners[v] > 0);
+    CHECK(winners[0] > 0);
+}
+
 TEST_CASE("cnn: the whole model's gradient equals central differences of the batch loss") {
     // The training step applies W -= lr * g; with lr = 1 on a copy, g = W - W'
     // up to one rounding of W (~3e-8 here). The batch loss is differenced on
