@@ -499,9 +499,17 @@ void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g
 /// into a small array that stays in cache, and subtracts them from the weights
 /// at once. The inner loop again runs along $i$ with stride 1. It must run
 /// after `fc_input_grad`, which needs the weights before this update.
+///
+/// It is called from inside the training step's parallel region: `omp for`
+/// without `parallel` shares the blocks among the threads already there (and
+/// outside a parallel region it runs them all on one thread). The bias
+/// gradients (ten sums over the batch) and the convolution's update (80 sums
+/// over the batch, in sample order) are done by whichever thread is done with
+/// its blocks first (`single`; `nowait`: the others do not wait for it here,
+/// the end of the region does).
 void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
     constexpr int BLOCK = 196;  // 1568 = 8 blocks of 196 features
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int blk = 0; blk < FC_IN / BLOCK; ++blk)
         for (int j = 0; j < CLASSES; ++j) {
             float g[BLOCK] = {};
@@ -513,10 +521,19 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
             float* w = &m.fc_w[j * FC_IN + blk * BLOCK];
             for (int i = 0; i < BLOCK; ++i) w[i] -= lr * g[i];
         }
-    for (int j = 0; j < CLASSES; ++j) {
-        float gb = 0.0f;
-        for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
-        m.fc_b[j] -= lr * gb;
+#pragma omp single nowait
+    {
+        for (int j = 0; j < CLASSES; ++j) {
+            float gb = 0.0f;
+            for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
+            m.fc_b[j] -= lr * gb;
+        }
+        for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
+            float g = 0.0f;
+            for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
+            float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
+            w -= lr * g;
+        }
     }
 }
 
@@ -529,7 +546,11 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
 /// each sample start to finish on one core while its data is still in that
 /// core's cache. Then the linear layer's update, which needs the whole batch;
 /// then the sums, in sample order, of the per-sample losses and convolution
-/// gradients. Returns the batch's summed loss.
+/// gradients. All of it in one parallel region: the threads meet once in the
+/// middle (the end of the `omp for` over samples waits for all of them, since
+/// the update needs every sample's $\delta$) and once at the end. Returns the
+/// batch's summed loss.
+///
 /// The images of a batch are drawn at random from 47 MB of pixels, far more
 /// than any cache holds: each one comes from main memory, 13 cache lines of
 /// 64 bytes, and the first loads of `split_pad_image` used to wait for them
@@ -545,21 +566,19 @@ void prefetch_image(const nn::Split& data, int row) {
 
 float train_step(Cnn& m, const nn::Split& data, const int* idx, int B, Batch& t, float lr) {
     const float scale = 1.0f / float(B);
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; ++b) {
-        if (b + 1 < B) prefetch_image(data, idx[b + 1]);
-        forward_sample(m, data, idx[b], t, b);
-        t.loss[b] = softmax_xent(&t.logits[b * CLASSES], t.label[b], scale, &t.delta[b * CLASSES]);
-        float gp[GP_SIZE];
-        fc_input_grad(m, &t.delta[b * CLASSES], gp);
-        conv_grad(&t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE], gp, &t.conv_g[size_t(b) * (C * K * K + C)]);
-    }
-    fc_backward_update(m, t, B, lr);
-    for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
-        float g = 0.0f;
-        for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
-        float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
-        w -= lr * g;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; ++b) {
+            if (b + 1 < B) prefetch_image(data, idx[b + 1]);
+            forward_sample(m, data, idx[b], t, b);
+            t.loss[b] = softmax_xent(&t.logits[b * CLASSES], t.label[b], scale, &t.delta[b * CLASSES]);
+            float gp[GP_SIZE];
+            fc_input_grad(m, &t.delta[b * CLASSES], gp);
+            conv_grad(&t.xd[size_t(b) * XD_SIZE], &t.route[size_t(b) * ROUTE], gp,
+                      &t.conv_g[size_t(b) * (C * K * K + C)]);
+        }
+        fc_backward_update(m, t, B, lr);
     }
     float loss = 0.0f;
     for (int b = 0; b < B; ++b) loss += t.loss[b];
