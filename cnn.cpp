@@ -453,8 +453,8 @@ void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* 
             for (int k0 = 0; k0 < HALF; k0 += V) {  // one vector of lanes at a time
                 float a0[V] = {}, a1[V] = {}, a2[V] = {};
                 for (int py = 0; py < PH; ++py) {
-                    const float* r0 = &xd[(2 * py + u) * XD_W + k0];  // framed row 2py+u: tap row u of the block's top row
-                    const float* r1 = r0 + XD_W;                      // and of its bottom row
+                    const float* r0 = &xd[(2 * py + u) * XD_W + k0];  // framed row 2py+u: the block's top row
+                    const float* r1 = r0 + XD_W;                      // at tap row u, and its bottom row
                     const int* r = &route[(c * PH + py) * HALF + k0];
                     const float* gk = &g[py][k0];
                     for (int k = 0; k < V; ++k) {
@@ -469,7 +469,8 @@ void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* 
                         a2[k] = std::fma(gk[k], x2, a2[k]);
                     }
                 }
-                for (int k = 0; k < V; ++k) acc[k0 + k] = a0[k], acc[HALF + k0 + k] = a1[k], acc[2 * HALF + k0 + k] = a2[k];
+                for (int k = 0; k < V; ++k)
+                    acc[k0 + k] = a0[k], acc[HALF + k0 + k] = a1[k], acc[2 * HALF + k0 + k] = a2[k];
             }
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
             for (int k = 0; k < HALF; ++k) s0 += acc[k], s1 += acc[HALF + k], s2 += acc[2 * HALF + k];
