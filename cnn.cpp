@@ -502,16 +502,30 @@ void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g
 /// after `fc_input_grad`, which needs the weights before this update.
 ///
 /// It is called from inside the training step's parallel region: `omp for`
-/// without `parallel` shares the blocks among the threads already there (and
-/// outside a parallel region it runs them all on one thread). The bias
-/// gradients (ten sums over the batch) and the convolution's update (80 sums
-/// over the batch, in sample order) are done by whichever thread is done with
-/// its blocks first (`single`; `nowait`: the others do not wait for it here,
-/// the end of the region does).
+/// without `parallel` shares the work among the threads already there (and
+/// outside a parallel region it runs it all on one thread; `nowait`: a thread
+/// done with its share does not wait here, the end of the region does). The
+/// work is the 8 blocks and a ninth item: the bias gradients (ten sums over
+/// the batch) and the convolution's update (80 sums over the batch, in sample
+/// order), small enough to go with a block.
 void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
     constexpr int BLOCK = 196;  // 1568 = 8 blocks of 196 features
 #pragma omp for schedule(static) nowait
-    for (int blk = 0; blk < FC_IN / BLOCK; ++blk)
+    for (int blk = 0; blk <= FC_IN / BLOCK; ++blk) {
+        if (blk == FC_IN / BLOCK) {  // the ninth item
+            for (int j = 0; j < CLASSES; ++j) {
+                float gb = 0.0f;
+                for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
+                m.fc_b[j] -= lr * gb;
+            }
+            for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
+                float g = 0.0f;
+                for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
+                float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
+                w -= lr * g;
+            }
+            continue;
+        }
         for (int j = 0; j < CLASSES; ++j) {
             float g[BLOCK] = {};
             for (int b = 0; b < B; ++b) {
@@ -521,19 +535,6 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
             }
             float* w = &m.fc_w[j * FC_IN + blk * BLOCK];
             for (int i = 0; i < BLOCK; ++i) w[i] -= lr * g[i];
-        }
-#pragma omp single nowait
-    {
-        for (int j = 0; j < CLASSES; ++j) {
-            float gb = 0.0f;
-            for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
-            m.fc_b[j] -= lr * gb;
-        }
-        for (int k = 0; k < C * K * K + C; ++k) {  // sum the samples' conv gradients in order, then step
-            float g = 0.0f;
-            for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
-            float& w = k < C * K * K ? m.conv_w[k] : m.conv_b[k - C * K * K];
-            w -= lr * g;
         }
     }
 }
