@@ -118,6 +118,24 @@ TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any th
     nn::set_threads(nn::default_threads());
 }
 
+// z = x W with strips TSW wide, W row-major and in strips, against `ref`;
+// the strips of W back to rows give W again.
+template <int TSW>
+void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector<float>& W,
+                        const std::vector<float>& ref) {
+    std::vector<float> c(size_t(B) * H, 7.0f), Ws(W.size(), 7.0f), back(W.size(), 7.0f);
+    CAPTURE(TSW);
+    sparse_product<false, TSW>(xs, B, K, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
+    CHECK(same_bits(c, ref));
+    to_strips<TSW>(W.data(), K, H, Ws.data());
+    CHECK(same_bits(Ws, W) == (strip_count<TSW>(H) == 1));  // rearranged, unless all in one strip
+    std::fill(c.begin(), c.end(), 7.0f);
+    sparse_product<false, TSW>(xs, B, K, H, 1.0f, Ws.data(), STRIPS, 0.0f, c.data(), H);
+    CHECK(same_bits(c, ref));
+    from_strips<TSW>(Ws.data(), K, H, back.data());
+    CHECK(same_bits(back, W));
+}
+
 TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense ones bit for bit") {
     nn::Rng rng = nn::rng_new(12);
     for (int H : {512, 10, 16, 300, 1}) {  // wide strips, 16-wide ones, single columns, all three
@@ -139,25 +157,21 @@ TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense 
         for (int threads : {1, 2}) {
             nn::set_threads(threads);
             std::fill(c.begin(), c.end(), 7.0f);
-            matmul_sparse(xs, B, H, 1.0f, W.data(), H, c.data(), H);
+            matmul_sparse(xs, B, K, H, 1.0f, W.data(), H, c.data(), H);
             CHECK(same_bits(c, ref));
         }
-        // every target's strip width (the chapter's SW), not only the build's
-        for (int sw : {256, 64, 32}) {
-            std::fill(c.begin(), c.end(), 7.0f);
-            if (sw == 256) sparse_product<false, 256>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            if (sw == 64) sparse_product<false, 64>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            if (sw == 32) sparse_product<false, 32>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            CAPTURE(sw);
-            CHECK(same_bits(c, ref));
-        }
+        // every target's strip width (the chapter's SW), not only the build's,
+        // with W row-major and in strips (as training keeps W1)
+        check_strip_widths<256>(xs, B, K, H, W, ref);
+        check_strip_widths<64>(xs, B, K, H, W, ref);
+        check_strip_widths<32>(xs, B, K, H, W, ref);
         // dW1 = x^T d / B
         std::vector<float> gref(size_t(K) * H), gc(size_t(K) * H);
         matmul_naive(true, false, K, H, B, 1.0f / B, x.data(), K, d.data(), H, gref.data(), H);
         for (int threads : {1, 2}) {
             nn::set_threads(threads);
             std::fill(gc.begin(), gc.end(), 7.0f);
-            matmul_sparse(xt, K, H, 1.0f / B, d.data(), H, gc.data(), H);
+            matmul_sparse(xt, K, B, H, 1.0f / B, d.data(), H, gc.data(), H);
             CHECK(same_bits(gc, gref));
         }
         // the lists themselves: every nonzero, in order
@@ -171,6 +185,25 @@ TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense 
     nn::set_threads(nn::default_threads());
 }
 
+template <int TSW>
+void check_fused_strips(const Sparse& xt, int B, int H, const std::vector<float>& dz, const std::vector<float>& W,
+                        const std::vector<float>& separate) {
+    CAPTURE(TSW);
+    std::vector<float> scratch(dz.size(), 7.0f), Ws(W.size()), fused(W.size());
+    for (bool with_scratch : {false, true}) {
+        CAPTURE(with_scratch);
+        to_strips<TSW>(W.data(), IN, H, Ws.data());
+        sparse_product<true, TSW>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, Ws.data(), STRIPS,
+                                  with_scratch ? scratch.data() : nullptr);
+        from_strips<TSW>(Ws.data(), IN, H, fused.data());
+        CHECK(same_bits(fused, separate));
+        fused = W;
+        sparse_product<true, TSW>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H,
+                                  with_scratch ? scratch.data() : nullptr);
+        CHECK(same_bits(fused, separate));
+    }
+}
+
 TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bit for bit") {
     nn::Rng rng = nn::rng_new(14);
     const int B = 29, H = 300;  // a wide strip, 16-wide strips and single columns
@@ -179,14 +212,19 @@ TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bi
     std::vector<float> W = random_matrix(rng, size_t(IN) * H), dW(size_t(IN) * H);
     Sparse xs = sparse_images(images), xt = make_sparse(IN, images.x.size());
     sparse_transpose(xs, B, IN, xt);
-    matmul_sparse(xt, IN, H, 1.0f / B, dz.data(), H, dW.data(), H);
+    matmul_sparse(xt, IN, B, H, 1.0f / B, dz.data(), H, dW.data(), H);
     std::vector<float> separate = W, fused = W;
     sgd_update(separate, dW, 0.01f);
     nn::set_threads(2);
-    sparse_product<true>(xt, IN, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H);
-    nn::set_threads(nn::default_threads());
+    sparse_product<true>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H);
     CHECK(same_bits(fused, separate));
     CHECK(!same_bits(fused, W));
+    // as training does it: W in strips, each strip of dz copied first; every
+    // target's strip width
+    check_fused_strips<256>(xt, B, H, dz, W, separate);
+    check_fused_strips<64>(xt, B, H, dz, W, separate);
+    check_fused_strips<32>(xt, B, H, dz, W, separate);
+    nn::set_threads(nn::default_threads());
 }
 
 #ifdef NN_BLAS
