@@ -493,12 +493,15 @@ void sparse_transpose(const Sparse& a, int rows, int cols, Sparse& t) {
 /// With `STEP` the product is not stored but applied as a gradient step,
 /// $C \mathrel{-}= \eta\,(\alpha A B)$, and rows of $A$ without nonzeros are
 /// skipped, their product being exactly zero; the training's update of $W_1$
-/// uses this (see *Training*).
+/// uses this (see *Training*). Without `STEP` but with a `bias`, the product
+/// is the hidden layer's whole forward step: each element gets its bias added
+/// and goes through ReLU as it is stored, the operations of `add_bias` and
+/// `relu_forward` below in their order, without two more passes over $Z_1$.
 constexpr int SW = nn::LANES * (nn::VREGS >= 32 ? 16 : 8);  // see the table above
 
 template <int W, bool STEP>
 [[gnu::noinline]] void sparse_strip(const Nonzero* nz, size_t n, const float* B, int ldb, float alpha, float lr,
-                                    float* c) {
+                                    const float* bias, float* c) {
     float acc[W] = {};
     for (size_t p = 0; p < n; ++p) {
         const float v = nz[p].val;
@@ -508,10 +511,14 @@ template <int W, bool STEP>
     }
 #pragma GCC unroll 256
     for (int j = 0; j < W; ++j) {
-        if (STEP)
+        if (STEP) {
             c[j] -= lr * (alpha * acc[j]);
-        else
+        } else if (bias) {
+            const float z = alpha * acc[j] + bias[j];
+            c[j] = z < 0.0f ? 0.0f : z;
+        } else {
             c[j] = alpha * acc[j];
+        }
     }
 }
 
@@ -575,10 +582,10 @@ void from_strips(const float* src, int R, int N, float* dst) {
 /// The product itself: $A$ is (M, K), `B` (K, N) and `C` (M, N), each of
 /// `B` and `C` row-major with row length `ldb`, `ldc`, or in strips
 /// (`STRIPS`). With `scratch` (room for K × N floats), each strip of a
-/// row-major `B` is first copied into a block of it.
+/// row-major `B` is first copied into a block of it. `bias` (N) as above.
 template <bool STEP, int TSW = SW>
 void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const float* B, int ldb, float lr, float* C,
-                    int ldc, float* scratch = nullptr) {
+                    int ldc, float* scratch = nullptr, const float* bias = nullptr) {
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < strip_count<TSW>(N); ++s) {
         int j0, w;
@@ -594,17 +601,18 @@ void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const flo
         }
         float* c = ldc == STRIPS ? C + size_t(M) * j0 : C + j0;  // row m of the strip: c + m * cstep
         const int cstep = ldc == STRIPS ? w : ldc;
+        const float* bs = bias ? bias + j0 : nullptr;
         for (int m = 0; m < M; ++m) {
             const Nonzero* nz = A.nz.data() + A.start[m];
             const size_t n = A.start[m + 1] - A.start[m];
             if (STEP && n == 0) continue;
             float* cm = c + size_t(m) * cstep;
             if (w == TSW)
-                sparse_strip<TSW, STEP>(nz, n, b, bstep, alpha, lr, cm);
+                sparse_strip<TSW, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
             else if (w == 16)
-                sparse_strip<16, STEP>(nz, n, b, bstep, alpha, lr, cm);
+                sparse_strip<16, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
             else
-                sparse_strip<1, STEP>(nz, n, b, bstep, alpha, lr, cm);
+                sparse_strip<1, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
         }
     }
 }
@@ -769,13 +777,12 @@ void forward(const Net& net, Work& w, int B, const float* W1s = nullptr) {
     const int H = net.H;
     if (USE_BLAS) {
         matmul(false, false, B, H, IN, 1.0f, w.x.data(), IN, net.W1.data(), H, w.h.data(), H);  // z1 = x W1
-    } else if (W1s) {
-        matmul_sparse(w.xs, B, IN, H, 1.0f, W1s, STRIPS, w.h.data(), H);  // z1 = x W1, zeros skipped
-    } else {
-        matmul_sparse(w.xs, B, IN, H, 1.0f, net.W1.data(), H, w.h.data(), H);
+        add_bias(w.h.data(), net.b1.data(), B, H);                                                  // (B, H)
+        relu_forward(w.h.data(), size_t(B) * H);                                                    // h = relu(z1)
+    } else {  // the same three steps in one, zeros skipped
+        sparse_product<false>(w.xs, B, IN, H, 1.0f, W1s ? W1s : net.W1.data(), W1s ? STRIPS : H, 0.0f, w.h.data(), H,
+                              nullptr, net.b1.data());
     }
-    add_bias(w.h.data(), net.b1.data(), B, H);                                                  // (B, H)
-    relu_forward(w.h.data(), size_t(B) * H);                                                    // h = relu(z1)
     matmul(false, false, B, OUT, H, 1.0f, w.h.data(), H, net.W2.data(), OUT, w.p.data(), OUT);  // z2 = h W2
     add_bias(w.p.data(), net.b2.data(), B, OUT);                                                // (B, OUT)
     softmax_rows(w.p.data(), B, OUT);                                                           // p = softmax(z2)

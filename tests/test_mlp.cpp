@@ -119,7 +119,8 @@ TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any th
 }
 
 // z = x W with strips TSW wide, W row-major and in strips, against `ref`;
-// the strips of W back to rows give W again.
+// the strips of W back to rows give W again; with a bias, relu(z + bias)
+// against the separate steps add_bias and relu_forward.
 template <int TSW>
 void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector<float>& W,
                         const std::vector<float>& ref) {
@@ -134,6 +135,17 @@ void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector
     CHECK(same_bits(c, ref));
     from_strips<TSW>(Ws.data(), K, H, back.data());
     CHECK(same_bits(back, W));
+    std::vector<float> bias(H), hidden = ref;
+    for (int j = 0; j < H; ++j) bias[j] = 0.25f * float(j % 7) - 0.75f;  // a bias that turns neurons on and off
+    add_bias(hidden.data(), bias.data(), B, H);
+    relu_forward(hidden.data(), hidden.size());
+    for (const float* w : {W.data(), static_cast<const float*>(Ws.data())}) {
+        std::fill(c.begin(), c.end(), 7.0f);
+        sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, w == W.data() ? H : STRIPS, 0.0f, c.data(), H, nullptr,
+                                   bias.data());
+        CHECK(same_bits(c, hidden));
+    }
+    CHECK(std::count(hidden.begin(), hidden.end(), 0.0f) > long(hidden.size()) / 10);  // ReLU at work
 }
 
 TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense ones bit for bit") {
