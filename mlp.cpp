@@ -583,6 +583,26 @@ void from_strips(const float* src, int R, int N, float* dst) {
 /// `B` and `C` row-major with row length `ldb`, `ldc`, or in strips
 /// (`STRIPS`). With `scratch` (room for K × N floats), each strip of a
 /// row-major `B` is first copied into a block of it. `bias` (N) as above.
+///
+/// `strip_rows` is the work of one strip, `w` columns wide: row `m` of the
+/// strip of `B` starts at `b + m * bstep`, that of `C` at `c + m * cstep`.
+template <bool STEP, int TSW>
+void strip_rows(const Sparse& A, int M, int w, float alpha, const float* b, int bstep, float lr, const float* bias,
+                float* c, int cstep) {
+    for (int m = 0; m < M; ++m) {
+        const Nonzero* nz = A.nz.data() + A.start[m];
+        const size_t n = A.start[m + 1] - A.start[m];
+        if (STEP && n == 0) continue;
+        float* cm = c + size_t(m) * cstep;
+        if (w == TSW)
+            sparse_strip<TSW, STEP>(nz, n, b, bstep, alpha, lr, bias, cm);
+        else if (w == 16)
+            sparse_strip<16, STEP>(nz, n, b, bstep, alpha, lr, bias, cm);
+        else
+            sparse_strip<1, STEP>(nz, n, b, bstep, alpha, lr, bias, cm);
+    }
+}
+
 template <bool STEP, int TSW = SW>
 void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const float* B, int ldb, float lr, float* C,
                     int ldc, float* scratch = nullptr, const float* bias = nullptr) {
@@ -601,19 +621,7 @@ void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const flo
         }
         float* c = ldc == STRIPS ? C + size_t(M) * j0 : C + j0;  // row m of the strip: c + m * cstep
         const int cstep = ldc == STRIPS ? w : ldc;
-        const float* bs = bias ? bias + j0 : nullptr;
-        for (int m = 0; m < M; ++m) {
-            const Nonzero* nz = A.nz.data() + A.start[m];
-            const size_t n = A.start[m + 1] - A.start[m];
-            if (STEP && n == 0) continue;
-            float* cm = c + size_t(m) * cstep;
-            if (w == TSW)
-                sparse_strip<TSW, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
-            else if (w == 16)
-                sparse_strip<16, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
-            else
-                sparse_strip<1, STEP>(nz, n, b, bstep, alpha, lr, bs, cm);
-        }
+        strip_rows<STEP, TSW>(A, M, w, alpha, b, bstep, lr, bias ? bias + j0 : nullptr, c, cstep);
     }
 }
 
@@ -928,19 +936,74 @@ void sgd_update(std::vector<float>& w, const std::vector<float>& g, float lr) {
 /// it). Rows of pixels that are black in every image of the batch have a
 /// zero gradient and are not touched at all. Each thread updates the strips
 /// of $W_1$ it multiplied in the forward pass, so they stay in its cache.
-/// Training passes `W1s`, $W_1$ in strips; without it `net.W1` is updated.
-void sgd_step(Net& net, const Net& g, Work& w, int B, float lr, float* W1s = nullptr) {
+void sgd_step(Net& net, const Net& g, Work& w, int B, float lr) {
     sgd_update(net.W2, g.W2, lr);
     sgd_update(net.b2, g.b2, lr);
     sgd_update(net.b1, g.b1, lr);
-    const float scale = 1.0f / float(B);
     if (USE_BLAS)
         sgd_update(net.W1, g.W1, lr);
-    else if (W1s)  // W1 -= lr * (x^T dz1 / B)
-        sparse_product<true>(w.xt, IN, B, net.H, scale, w.dz1.data(), net.H, lr, W1s, STRIPS, w.dz1s.data());
-    else
-        sparse_product<true>(w.xt, IN, B, net.H, scale, w.dz1.data(), net.H, lr, net.W1.data(), net.H,
+    else  // W1 -= lr * (x^T dz1 / B)
+        sparse_product<true>(w.xt, IN, B, net.H, 1.0f / float(B), w.dz1.data(), net.H, lr, net.W1.data(), net.H,
                              w.dz1s.data());
+}
+
+/// **The hidden layer, strip by strip.** In the built-in build the training
+/// goes one step further. Every quantity of the hidden layer's backward pass
+/// and update belongs to columns $j$ of the hidden layer: column $j$ of
+/// $\delta_1$ needs only row $j$ of $W_2$ and column $j$ of $h$, and it
+/// alone decides $db_{1,j}$, $b_{1,j}$ and column $j$ of $dW_1$ and $W_1$.
+/// So the thread that owns a strip of columns does all of it for its strip,
+/// one after the other, in one parallel loop: $\delta_1$'s strip (the dense
+/// product $\delta_2 W_2^T$ written out, each element the same chain of ten
+/// FMAs from 0 as in `matmul_blocked`, then the ReLU mask), written straight
+/// into the block of `dz1s` that the update reads; $db_1$ and the update of
+/// $b_1$ for its columns (rows added in order, as `sum_rows`); then the fused
+/// update of its strip of $W_1$. Three passes over $(B, H)$ by one thread
+/// and one parallel product become part of the loop that the threads run
+/// anyway. $W_2$ and $b_2$ are updated after the loop, because $\delta_1$
+/// needs $W_2$ as it was. The tests check every result against `backward`
+/// followed by `sgd_step`, bit for bit.
+template <int TSW = SW>
+void hidden_step(Net& net, Work& w, int B, Net& g, float lr, float* W1s) {
+    const int H = net.H;
+    const float scale = 1.0f / float(B);
+    matmul(true, false, H, OUT, B, scale, w.h.data(), H, w.dz2.data(), OUT, g.W2.data(), OUT);  // dW2 = h^T dz2 / B
+    sum_rows(w.dz2.data(), B, OUT, scale, g.b2.data());                                          // db2
+    sparse_transpose(w.xs, B, IN, w.xt);
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < strip_count<TSW>(H); ++s) {
+        int j0, wd;
+        strip_span<TSW>(s, H, j0, wd);
+        float* d = w.dz1s.data() + size_t(B) * j0;  // (B, wd): this strip of dz1
+        float w2t[OUT][TSW];                        // W2's rows j0 .. j0+wd-1, transposed
+        for (int k = 0; k < OUT; ++k)
+            for (int j = 0; j < wd; ++j) w2t[k][j] = net.W2[size_t(j0 + j) * OUT + k];
+        for (int m = 0; m < B; ++m) {
+            float* dm = d + size_t(m) * wd;
+            const float* hm = w.h.data() + size_t(m) * H + j0;
+            for (int j = 0; j < wd; ++j) dm[j] = 0.0f;
+            for (int k = 0; k < OUT; ++k) {
+                const float e = w.dz2[size_t(m) * OUT + k];
+                for (int j = 0; j < wd; ++j) dm[j] = std::fma(e, w2t[k][j], dm[j]);  // dz2 W2^T
+            }
+            for (int j = 0; j < wd; ++j)
+                if (hm[j] <= 0.0f) dm[j] = 0.0f;  // times [h > 0]
+        }
+        float* db = g.b1.data() + j0;  // db1, then b1 -= lr * db1
+        for (int j = 0; j < wd; ++j) db[j] = 0.0f;
+        for (int m = 0; m < B; ++m)
+            for (int j = 0; j < wd; ++j) db[j] += d[size_t(m) * wd + j];
+        for (int j = 0; j < wd; ++j) {
+            db[j] *= scale;
+#ifdef NN_TEST_WRONG_GRADIENT  // the deliberate bug of backward, here too
+            db[j] = -db[j];
+#endif
+            net.b1[j0 + j] -= lr * db[j];
+        }
+        strip_rows<true, TSW>(w.xt, IN, wd, scale, d, wd, lr, nullptr, W1s + size_t(IN) * j0, wd);  // W1
+    }
+    sgd_update(net.W2, g.W2, lr);
+    sgd_update(net.b2, g.b2, lr);
 }
 
 /// **Counting the work.** The `RESULT` line reports the floating-point
@@ -1019,8 +1082,12 @@ TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config c
             const float loss = xent_backward(w.p.data(), w.y.data(), w.dz2.data(), B);
             nn::check_loss(loss, epoch + 1, batch, lr);
             total += loss;
-            backward(net, w, B, g, USE_BLAS);  // dW1: see sgd_step
-            sgd_step(net, g, w, B, lr, W1s);
+            if (USE_BLAS) {
+                backward(net, w, B, g);
+                sgd_step(net, g, w, B, lr);
+            } else {  // the same, fused (see hidden_step)
+                hidden_step(net, w, B, g, lr, W1s);
+            }
             ++step;
             if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", step, double(loss) / B);
             stats.flops += step_flops(B, net.H, USE_BLAS ? 0 : long(w.xs.start[B]));

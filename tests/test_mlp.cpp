@@ -239,6 +239,69 @@ TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bi
     nn::set_threads(nn::default_threads());
 }
 
+// One training step of the built-in build's hidden_step (W1 in strips TSW
+// wide) against the separate steps written out: dz1 = dz2 W2^T by the naive
+// product (the bits of matmul_blocked, which backward calls in that build),
+// the ReLU mask, db1, dW1 by the sparse product, and sgd_update on each
+// parameter. Every parameter and gradient, bit for bit. (backward itself is
+// not the reference here: this test binary may call OpenBLAS for its dense
+// products.)
+template <int TSW>
+void check_hidden_step(int H, int B, uint64_t seed) {
+    CAPTURE(TSW);
+    CAPTURE(H);
+    nn::Rng rng = nn::rng_new(seed);
+    const nn::Split data = random_images(rng, B);
+    Net net = init_net(H, rng);
+    for (float& v : net.b1) v = nn::uniform_f32(rng, -0.1f, 0.1f);
+    Work w;
+    w.xs = sparse_images(data);  // the batch: the images in order
+    w.xt = make_sparse(IN, w.xs.nz.size());
+    w.h = random_matrix(rng, size_t(B) * H, 0.3f);  // h <= 0 where a neuron is off
+    for (float& v : w.h) v = v < 0.0f ? 0.0f : v;
+    w.dz2 = random_matrix(rng, size_t(B) * OUT);
+    w.dz1s.resize(size_t(B) * H);
+    const float scale = 1.0f / float(B), lr = 0.05f;
+    Net ref = net, g = zero_net(H), gf = zero_net(H);
+    // the reference, step by step
+    matmul(true, false, H, OUT, B, scale, w.h.data(), H, w.dz2.data(), OUT, g.W2.data(), OUT);
+    sum_rows(w.dz2.data(), B, OUT, scale, g.b2.data());
+    std::vector<float> dz1(size_t(B) * H);
+    matmul_naive(false, true, B, H, OUT, 1.0f, w.dz2.data(), OUT, net.W2.data(), OUT, dz1.data(), H);
+    relu_backward(w.h.data(), dz1.data(), dz1.size());
+    sum_rows(dz1.data(), B, H, scale, g.b1.data());
+    Sparse xt = make_sparse(IN, w.xs.nz.size());
+    sparse_transpose(w.xs, B, IN, xt);
+    matmul_sparse(xt, IN, B, H, scale, dz1.data(), H, g.W1.data(), H);
+    for (auto [p, d] : {std::pair{&ref.W1, &g.W1}, {&ref.b1, &g.b1}, {&ref.W2, &g.W2}, {&ref.b2, &g.b2}})
+        sgd_update(*p, *d, lr);
+    // the fused step
+    std::vector<float> W1s(net.W1.size());
+    to_strips<TSW>(net.W1.data(), IN, H, W1s.data());
+    hidden_step<TSW>(net, w, B, gf, lr, W1s.data());
+    from_strips<TSW>(W1s.data(), IN, H, net.W1.data());
+    CHECK(same_bits(net.W1, ref.W1));
+    CHECK(same_bits(net.b1, ref.b1));
+    CHECK(same_bits(net.W2, ref.W2));
+    CHECK(same_bits(net.b2, ref.b2));
+    CHECK(same_bits(gf.b1, g.b1));
+    CHECK(same_bits(gf.W2, g.W2));
+    CHECK(same_bits(gf.b2, g.b2));
+    CHECK(!same_bits(net.W1, init_net(H, rng).W1));
+    CHECK(std::count(w.h.begin(), w.h.end(), 0.0f) > long(w.h.size()) / 10);  // the ReLU mask had work to do
+}
+
+TEST_CASE("mlp: the fused hidden-layer step equals backward, then sgd_step, bit for bit") {
+    for (int threads : {1, 2, 3}) {
+        nn::set_threads(threads);
+        check_hidden_step<256>(300, 29, 21);  // wide, 16-wide and single-column strips
+        check_hidden_step<64>(300, 29, 22);
+        check_hidden_step<32>(300, 29, 23);
+        check_hidden_step<SW>(512, 64, 24);  // the program's shape
+    }
+    nn::set_threads(nn::default_threads());
+}
+
 #ifdef NN_BLAS
 TEST_CASE("mlp: cblas_sgemm agrees with the naive product within the rounding bound") {
     // Any order of summing K products has an error of at most
