@@ -534,12 +534,15 @@ template <int W, bool STEP>
 /// strip $s$, columns $j_0 \dots j_0 + w - 1$ of a matrix of $R$ rows, is one
 /// contiguous $R \times w$ block at offset $R j_0$ (`to_strips`,
 /// `from_strips`); a row length `ld` of `STRIPS` says that an operand is
-/// stored so. The update copies each strip of $\delta_1$ (row-major, it is
-/// the output of a dense product) into such a block of `scratch` before using
-/// it. Either way every number is read and added exactly as before: only
-/// where it lies in memory changes. On the Zen 5 of 2026-12-01, one thread,
-/// per batch: the product 262 µs row-major, 207 µs with $W_1$ in strips; the
-/// update 200 µs, 146 µs with the strips of $\delta_1$ copied.
+/// stored so. The update reads $\delta_1$ in strips as well: the training
+/// writes each strip of it straight into such a block (`hidden_step`, under
+/// *Training*), and given a row-major $B$ and a `scratch`, `sparse_product`
+/// copies each strip of $B$ into a block of `scratch` before using it.
+/// Either way every number is read and added exactly as before: only where
+/// it lies in memory changes. Measured on the Zen 5 of 2026-12-01 (AVX2
+/// build, one thread, per batch of 64): the product 262 µs with $W_1$
+/// row-major, 207 µs in strips; the update 200 µs, 146 µs with $\delta_1$ in
+/// strips.
 constexpr int STRIPS = 0;  // as a row length: the matrix is stored strip by strip
 
 /// Strip `s` of `N` columns: `N/TSW` strips of `TSW` columns, then strips
@@ -778,9 +781,10 @@ void softmax_rows(float* z, int B, int N) {
 /// ### The whole forward pass
 ///
 /// Input to output, one line per formula. The two builds differ in one place:
-/// the hidden layer's product, where the built-in build lists the batch's
-/// nonzero pixels and skips the rest (same result, a fifth of the work).
-/// During training that build passes `W1s`, $W_1$ in strips (see *Training*).
+/// the hidden layer, where the built-in build lists the batch's nonzero
+/// pixels and skips the rest (same result, a fifth of the work), and adds the
+/// bias and applies ReLU as it stores each element. During training that
+/// build passes `W1s`, $W_1$ in strips (see *Strips in memory*).
 void forward(const Net& net, Work& w, int B, const float* W1s = nullptr) {
     const int H = net.H;
     if (USE_BLAS) {
@@ -889,9 +893,10 @@ void relu_backward(const float* h, float* dz, size_t n) {
 /// $P - Y$ (from `xent_backward`). In the built-in build the hidden layer's
 /// weight gradient $x^T\delta_1$ again skips the zero pixels: row $i$ of
 /// $dW_1$ sums only over the images whose pixel $i$ is inked, found in the
-/// pixel lists `xt`. Training asks for no $dW_1$ here in that build
-/// (`with_dW1` false): it is formed inside the update instead, see below.
-void backward(const Net& net, Work& w, int B, Net& g, bool with_dW1 = true) {
+/// pixel lists `xt`. The training of that build does not call this function:
+/// it takes the same steps fused with the update, strip by strip
+/// (`hidden_step`, below), and never stores $dW_1$.
+void backward(const Net& net, Work& w, int B, Net& g) {
     const int H = net.H;
     const float scale = 1.0f / float(B);
     matmul(true, false, H, OUT, B, scale, w.h.data(), H, w.dz2.data(), OUT, g.W2.data(), OUT);  // dW2 = h^T dz2 / B
@@ -903,11 +908,10 @@ void backward(const Net& net, Work& w, int B, Net& g, bool with_dW1 = true) {
     for (int j = 0; j < H; ++j) g.b1[j] = -g.b1[j];
 #endif
     if (USE_BLAS) {
-        if (with_dW1)
-            matmul(true, false, IN, H, B, scale, w.x.data(), IN, w.dz1.data(), H, g.W1.data(), H);  // x^T dz1 / B
+        matmul(true, false, IN, H, B, scale, w.x.data(), IN, w.dz1.data(), H, g.W1.data(), H);  // x^T dz1 / B
     } else {
         sparse_transpose(w.xs, B, IN, w.xt);
-        if (with_dW1) matmul_sparse(w.xt, IN, B, H, scale, w.dz1.data(), H, g.W1.data(), H);  // the same, zeros skipped
+        matmul_sparse(w.xt, IN, B, H, scale, w.dz1.data(), H, g.W1.data(), H);  // the same, zeros skipped
     }
 }
 
@@ -1020,7 +1024,8 @@ void hidden_step(Net& net, Work& w, int B, Net& g, float lr, float* W1s) {
 /// about 3.2 s there: 66 GFLOP/s, only 28% of the peak, because the sparse
 /// loops use each row of $W_1$ they load for one image only, so they wait on
 /// the caches rather than on the FMA units. It is still twice as fast (on the
-/// Zen 5 of 2026-12-01: 4.6 s against 8.3 s, 1.8 times; README, Results).
+/// Zen 5 of 2026-12-01: 4.6 s against 8.3 s, 1.8 times, before $W_1$ was kept
+/// in strips; today's figures are the coordinator's bench, README, Results).
 /// A fraction of peak measures how well the arithmetic is
 /// done, not whether it needed doing; the second question pays more.
 double step_flops(int B, int H, long nonzeros) {
@@ -1324,7 +1329,7 @@ Net load_model(const std::string& path, int H) {
 /// A practical note on threads. Between two parallel loops, OpenMP's idle
 /// threads spin for a while instead of sleeping, which is right on an idle
 /// machine: the next loop starts at once. On a machine whose cores are busy
-/// with other programs it is badly wrong: a batch has seven parallel steps,
+/// with other programs it is badly wrong: a batch has six parallel steps,
 /// and each may wait for a thread that the system has set aside for a few
 /// milliseconds, so a 3-second run can take a minute or more. There,
 /// `OMP_WAIT_POLICY=passive ./mlp` makes waiting threads sleep; the results
