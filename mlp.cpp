@@ -582,10 +582,80 @@ void from_strips(const float* src, int R, int N, float* dst) {
     }
 }
 
+/// **Blocks that stay in L1.** In strips, a thread's strip of $W_1$ is
+/// 200 KB: it stays in L2, not in the 48 KB of L1, and each nonzero of each
+/// image loads a row of it (256 bytes) from L2. The update does not have this
+/// problem: the strip of $\delta_1$ it reads is 16 KB. So the forward product
+/// goes through the strip's rows in blocks of `rows` rows (96 for AVX2: 24
+/// KB): all the images take their nonzeros of pixels in the block, then of
+/// the next block, so a block is loaded from L2 once and then read from L1.
+/// Each image's running sums are parked between blocks in `scratch` (its
+/// `part`, 16 KB, contiguous for the same reason as above), and where each
+/// image stopped in its list is kept in `pos`. Each sum still adds its terms
+/// in increasing $k$, from 0, so the bits do not change; after the last
+/// block, $\alpha$, the bias and ReLU are applied as in `sparse_strip`. The
+/// 256-float strips of AVX-512 would leave only 24 rows per block, too few
+/// to pay for parking the sums, so they go unblocked. Measured as above: the
+/// product 246 µs per batch unblocked, 216 µs in blocks of 96 rows.
+template <int W>
+[[gnu::noinline]] size_t sparse_strip_part(const Nonzero* nz, size_t p, size_t end, int k1, const float* B, int ldb,
+                                           float* part) {
+    float acc[W];
+#pragma GCC unroll 256
+    for (int j = 0; j < W; ++j) acc[j] = part[j];
+    for (; p < end && nz[p].col < k1; ++p) {
+        const float v = nz[p].val;
+        const float* b = B + size_t(nz[p].col) * ldb;
+#pragma GCC unroll 256
+        for (int j = 0; j < W; ++j) acc[j] = std::fma(v, b[j], acc[j]);
+    }
+#pragma GCC unroll 256
+    for (int j = 0; j < W; ++j) part[j] = acc[j];
+    return p;
+}
+
+template <int TSW>
+void strip_blocks(const Sparse& A, int M, int K, int w, int rows, float alpha, const float* b, int bstep,
+                  const float* bias, float* part, float* c, int cstep) {
+    for (size_t i = 0; i < size_t(M) * w; ++i) part[i] = 0.0f;
+    constexpr int MC = 256;  // images at a time, for the room of `pos`
+    for (int m0 = 0; m0 < M; m0 += MC) {
+        const int mc = std::min(MC, M - m0);
+        size_t pos[MC];
+        for (int m = 0; m < mc; ++m) pos[m] = A.start[m0 + m];
+        for (int k0 = 0; k0 < K; k0 += rows) {
+            const int k1 = std::min(K, k0 + rows);
+            for (int m = 0; m < mc; ++m) {
+                const size_t end = A.start[m0 + m + 1];
+                float* pm = part + size_t(m0 + m) * w;
+                if (w == TSW)
+                    pos[m] = sparse_strip_part<TSW>(A.nz.data(), pos[m], end, k1, b, bstep, pm);
+                else if (w == 16)
+                    pos[m] = sparse_strip_part<16>(A.nz.data(), pos[m], end, k1, b, bstep, pm);
+                else
+                    pos[m] = sparse_strip_part<1>(A.nz.data(), pos[m], end, k1, b, bstep, pm);
+            }
+        }
+    }
+    for (int m = 0; m < M; ++m)
+        for (int j = 0; j < w; ++j) {
+            const float a = alpha * part[size_t(m) * w + j];
+            float* cm = c + size_t(m) * cstep;
+            if (bias) {
+                const float z = a + bias[j];
+                cm[j] = z < 0.0f ? 0.0f : z;
+            } else {
+                cm[j] = a;
+            }
+        }
+}
+
 /// The product itself: $A$ is (M, K), `B` (K, N) and `C` (M, N), each of
 /// `B` and `C` row-major with row length `ldb`, `ldc`, or in strips
-/// (`STRIPS`). With `scratch` (room for K × N floats), each strip of a
-/// row-major `B` is first copied into a block of it. `bias` (N) as above.
+/// (`STRIPS`). With `scratch` (room for K × N floats with `STEP`, M × N
+/// without), each strip of a row-major `B` is first copied into a block of
+/// it (`STEP`), or it holds the parked sums of the blocks (without). `bias`
+/// (N) as above.
 ///
 /// `strip_rows` is the work of one strip, `w` columns wide: row `m` of the
 /// strip of `B` starts at `b + m * bstep`, that of `C` at `c + m * cstep`.
@@ -615,7 +685,7 @@ void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const flo
         strip_span<TSW>(s, N, j0, w);
         const float* b = ldb == STRIPS ? B + size_t(K) * j0 : B + j0;  // row k of the strip: b + k * bstep
         int bstep = ldb == STRIPS ? w : ldb;
-        if (scratch && ldb != STRIPS) {
+        if (STEP && scratch && ldb != STRIPS) {
             float* copy = scratch + size_t(K) * j0;
             for (int k = 0; k < K; ++k)
                 for (int j = 0; j < w; ++j) copy[size_t(k) * w + j] = b[size_t(k) * ldb + j];
@@ -624,7 +694,12 @@ void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const flo
         }
         float* c = ldc == STRIPS ? C + size_t(M) * j0 : C + j0;  // row m of the strip: c + m * cstep
         const int cstep = ldc == STRIPS ? w : ldc;
-        strip_rows<STEP, TSW>(A, M, w, alpha, b, bstep, lr, bias ? bias + j0 : nullptr, c, cstep);
+        const int rows = 24576 / (4 * w);  // 24 KB of the strip of B
+        if (!STEP && scratch && rows >= 64 && rows < K)
+            strip_blocks<TSW>(A, M, K, w, rows, alpha, b, bstep, bias ? bias + j0 : nullptr, scratch + size_t(M) * j0,
+                              c, cstep);
+        else
+            strip_rows<STEP, TSW>(A, M, w, alpha, b, bstep, lr, bias ? bias + j0 : nullptr, c, cstep);
     }
 }
 
@@ -691,7 +766,7 @@ struct Work {
     std::vector<float> p;    // (cap, OUT)  z2, then p = softmax(z2)
     std::vector<float> dz2;  // (cap, OUT)  dL/dz2 (times B)
     std::vector<float> dz1;  // (cap, H)    dL/dz1 (times B)
-    std::vector<float> dz1s; // (cap, H)    its strips, copied by the update of W1 (built-in build)
+    std::vector<float> dz1s; // (cap, H)    its strips for the update of W1; the forward's parked sums (built-in)
     std::vector<float> W1s;  // (IN, H)     W1 in strips while training (built-in build)
 };
 
@@ -793,7 +868,7 @@ void forward(const Net& net, Work& w, int B, const float* W1s = nullptr) {
         relu_forward(w.h.data(), size_t(B) * H);                                                    // h = relu(z1)
     } else {  // the same three steps in one, zeros skipped
         sparse_product<false>(w.xs, B, IN, H, 1.0f, W1s ? W1s : net.W1.data(), W1s ? STRIPS : H, 0.0f, w.h.data(), H,
-                              nullptr, net.b1.data());
+                              w.dz1s.data(), net.b1.data());
     }
     matmul(false, false, B, OUT, H, 1.0f, w.h.data(), H, net.W2.data(), OUT, w.p.data(), OUT);  // z2 = h W2
     add_bias(w.p.data(), net.b2.data(), B, OUT);                                                // (B, OUT)

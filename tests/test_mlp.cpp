@@ -120,7 +120,8 @@ TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any th
 
 // z = x W with strips TSW wide, W row-major and in strips, against `ref`;
 // the strips of W back to rows give W again; with a bias, relu(z + bias)
-// against the separate steps add_bias and relu_forward.
+// against the separate steps add_bias and relu_forward; each also with a
+// scratch, where strips of 16 to 96 columns go through W in blocks of rows.
 template <int TSW>
 void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector<float>& W,
                         const std::vector<float>& ref) {
@@ -139,12 +140,19 @@ void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector
     for (int j = 0; j < H; ++j) bias[j] = 0.25f * float(j % 7) - 0.75f;  // a bias that turns neurons on and off
     add_bias(hidden.data(), bias.data(), B, H);
     relu_forward(hidden.data(), hidden.size());
-    for (const float* w : {W.data(), static_cast<const float*>(Ws.data())}) {
-        std::fill(c.begin(), c.end(), 7.0f);
-        sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, w == W.data() ? H : STRIPS, 0.0f, c.data(), H, nullptr,
-                                   bias.data());
-        CHECK(same_bits(c, hidden));
-    }
+    std::vector<float> scratch(size_t(B) * H, 7.0f);
+    for (const float* w : {W.data(), static_cast<const float*>(Ws.data())})
+        for (float* sc : {static_cast<float*>(nullptr), scratch.data()}) {
+            CAPTURE(w == W.data());
+            CAPTURE(sc != nullptr);
+            const int ld = w == W.data() ? H : STRIPS;
+            std::fill(c.begin(), c.end(), 7.0f);
+            sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, ld, 0.0f, c.data(), H, sc, bias.data());
+            CHECK(same_bits(c, hidden));
+            std::fill(c.begin(), c.end(), 7.0f);
+            sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, ld, 0.0f, c.data(), H, sc);
+            CHECK(same_bits(c, ref));
+        }
     CHECK(std::count(hidden.begin(), hidden.end(), 0.0f) > long(hidden.size()) / 10);  // ReLU at work
 }
 
@@ -214,6 +222,18 @@ void check_fused_strips(const Sparse& xt, int B, int H, const std::vector<float>
                                   with_scratch ? scratch.data() : nullptr);
         CHECK(same_bits(fused, separate));
     }
+}
+
+TEST_CASE("mlp: the product in blocks of rows, with more images than it takes at a time (256)") {
+    nn::Rng rng = nn::rng_new(16);
+    const int B = 300, H = 80;  // strips of 64 and of 16 columns, both in blocks
+    const nn::Split images = random_images(rng, B);
+    std::vector<float> W = random_matrix(rng, size_t(IN) * H), ref(size_t(B) * H), c(size_t(B) * H, 7.0f);
+    std::vector<float> scratch(size_t(B) * H);
+    matmul_naive(false, false, B, H, IN, 0.5f, images.x.data(), IN, W.data(), H, ref.data(), H);
+    const Sparse xs = sparse_images(images);
+    sparse_product<false, 64>(xs, B, IN, H, 0.5f, W.data(), H, 0.0f, c.data(), H, scratch.data());
+    CHECK(same_bits(c, ref));
 }
 
 TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bit for bit") {
