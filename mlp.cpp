@@ -587,19 +587,21 @@ void from_strips(const float* src, int R, int N, float* dst) {
 /// 200 KB: it stays in L2, not in the 48 KB of L1, and each nonzero of each
 /// image loads a row of it (256 bytes) from L2. The update does not have this
 /// problem: the strip of $\delta_1$ it reads is 16 KB. So the forward product
-/// goes through the strip's rows in blocks of `rows` rows (96 for AVX2: 24
-/// KB): all the images take their nonzeros of pixels in the block, then of
-/// the next block, so a block is loaded from L2 once and then read from L1.
+/// goes through the strip's rows in blocks of `rows` rows, 48 KB of them (192
+/// rows of 64 floats for AVX2, 48 of 256 for AVX-512): all the images take
+/// their nonzeros of pixels in the block, then of the next block, so a block
+/// is loaded from L2 once and then read mostly from L1.
 /// Each image's running sums are parked between blocks in `scratch` (its
 /// `part`, 16 KB, contiguous for the same reason as above), and where each
 /// image stopped in its list is kept in `pos`. Each sum still adds its terms
 /// in increasing $k$, from 0, so the bits do not change; after the last
 /// block, $\alpha$, the bias and ReLU are applied as in `sparse_strip`.
-/// Blocks are used when 24 KB hold at least 64 rows of the strip; the
-/// 256-float strips of AVX-512 would get 24-row blocks, a change not measured
-/// yet, so they go unblocked, as before. Measured like the
-/// figures above, in one sitting on a busier machine: the product 270 µs per
-/// batch with $W_1$ in strips, 222 µs in blocks of 96 rows.
+/// (48 KB is all of L1, which the parked sums and the pixel lists need too;
+/// but measured, blocks of 48 KB beat blocks of 24 and 32 KB by a few
+/// percent, and 96 KB ones are slower again.) Measured like the figures
+/// above, one thread, per batch, in one sitting on a busier machine: the
+/// product 244 µs with $W_1$ in strips, 194 µs in blocks (AVX2); 222 µs and
+/// 175 µs (AVX-512).
 template <int W>
 [[gnu::noinline]] size_t sparse_strip_part(const Nonzero* nz, size_t p, size_t end, int k1, const float* B, int ldb,
                                            float* part) {
@@ -697,8 +699,8 @@ void sparse_product(const Sparse& A, int M, int K, int N, float alpha, const flo
         }
         float* c = ldc == STRIPS ? C + size_t(M) * j0 : C + j0;  // row m of the strip: c + m * cstep
         const int cstep = ldc == STRIPS ? w : ldc;
-        const int rows = 24576 / (4 * w);  // 24 KB of the strip of B
-        if (!STEP && scratch && rows >= 64 && rows < K)
+        const int rows = 49152 / (4 * w);  // 48 KB of the strip of B
+        if (!STEP && scratch && rows < K)
             strip_blocks<TSW>(A, M, K, w, rows, alpha, b, bstep, bias ? bias + j0 : nullptr, scratch + size_t(M) * j0,
                               c, cstep);
         else

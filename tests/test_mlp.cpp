@@ -121,7 +121,7 @@ TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any th
 // z = x W with strips TSW wide, W row-major and in strips, against `ref`;
 // the strips of W back to rows give W again; with a bias, relu(z + bias)
 // against the separate steps add_bias and relu_forward; each also with a
-// scratch, where strips of 16 to 96 columns go through W in blocks of rows.
+// scratch, where strips of 16 columns or more go through W in blocks of rows.
 template <int TSW>
 void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector<float>& W,
                         const std::vector<float>& ref) {
