@@ -118,6 +118,44 @@ TEST_CASE("mlp: the blocked product equals the naive one bit for bit, for any th
     nn::set_threads(nn::default_threads());
 }
 
+// z = x W with strips TSW wide, W row-major and in strips, against `ref`;
+// the strips of W back to rows give W again; with a bias, relu(z + bias)
+// against the separate steps add_bias and relu_forward; each also with a
+// scratch, where strips of 16 columns or more go through W in blocks of rows.
+template <int TSW>
+void check_strip_widths(const Sparse& xs, int B, int K, int H, const std::vector<float>& W,
+                        const std::vector<float>& ref) {
+    std::vector<float> c(size_t(B) * H, 7.0f), Ws(W.size(), 7.0f), back(W.size(), 7.0f);
+    CAPTURE(TSW);
+    sparse_product<false, TSW>(xs, B, K, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
+    CHECK(same_bits(c, ref));
+    to_strips<TSW>(W.data(), K, H, Ws.data());
+    CHECK(same_bits(Ws, W) == (strip_count<TSW>(H) == 1));  // rearranged, unless all in one strip
+    std::fill(c.begin(), c.end(), 7.0f);
+    sparse_product<false, TSW>(xs, B, K, H, 1.0f, Ws.data(), STRIPS, 0.0f, c.data(), H);
+    CHECK(same_bits(c, ref));
+    from_strips<TSW>(Ws.data(), K, H, back.data());
+    CHECK(same_bits(back, W));
+    std::vector<float> bias(H), hidden = ref;
+    for (int j = 0; j < H; ++j) bias[j] = 0.25f * float(j % 7) - 0.75f;  // a bias that turns neurons on and off
+    add_bias(hidden.data(), bias.data(), B, H);
+    relu_forward(hidden.data(), hidden.size());
+    std::vector<float> scratch(size_t(B) * H, 7.0f);
+    for (const float* w : {W.data(), static_cast<const float*>(Ws.data())})
+        for (float* sc : {static_cast<float*>(nullptr), scratch.data()}) {
+            CAPTURE(w == W.data());
+            CAPTURE(sc != nullptr);
+            const int ld = w == W.data() ? H : STRIPS;
+            std::fill(c.begin(), c.end(), 7.0f);
+            sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, ld, 0.0f, c.data(), H, sc, bias.data());
+            CHECK(same_bits(c, hidden));
+            std::fill(c.begin(), c.end(), 7.0f);
+            sparse_product<false, TSW>(xs, B, K, H, 1.0f, w, ld, 0.0f, c.data(), H, sc);
+            CHECK(same_bits(c, ref));
+        }
+    CHECK(std::count(hidden.begin(), hidden.end(), 0.0f) > long(hidden.size()) / 10);  // ReLU at work
+}
+
 TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense ones bit for bit") {
     nn::Rng rng = nn::rng_new(12);
     for (int H : {512, 10, 16, 300, 1}) {  // wide strips, 16-wide ones, single columns, all three
@@ -139,25 +177,21 @@ TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense 
         for (int threads : {1, 2}) {
             nn::set_threads(threads);
             std::fill(c.begin(), c.end(), 7.0f);
-            matmul_sparse(xs, B, H, 1.0f, W.data(), H, c.data(), H);
+            matmul_sparse(xs, B, K, H, 1.0f, W.data(), H, c.data(), H);
             CHECK(same_bits(c, ref));
         }
-        // every target's strip width (the chapter's SW), not only the build's
-        for (int sw : {256, 64, 32}) {
-            std::fill(c.begin(), c.end(), 7.0f);
-            if (sw == 256) sparse_product<false, 256>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            if (sw == 64) sparse_product<false, 64>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            if (sw == 32) sparse_product<false, 32>(xs, B, H, 1.0f, W.data(), H, 0.0f, c.data(), H);
-            CAPTURE(sw);
-            CHECK(same_bits(c, ref));
-        }
+        // every target's strip width (the chapter's SW), not only the build's,
+        // with W row-major and in strips (as training keeps W1)
+        check_strip_widths<256>(xs, B, K, H, W, ref);
+        check_strip_widths<64>(xs, B, K, H, W, ref);
+        check_strip_widths<32>(xs, B, K, H, W, ref);
         // dW1 = x^T d / B
         std::vector<float> gref(size_t(K) * H), gc(size_t(K) * H);
         matmul_naive(true, false, K, H, B, 1.0f / B, x.data(), K, d.data(), H, gref.data(), H);
         for (int threads : {1, 2}) {
             nn::set_threads(threads);
             std::fill(gc.begin(), gc.end(), 7.0f);
-            matmul_sparse(xt, K, H, 1.0f / B, d.data(), H, gc.data(), H);
+            matmul_sparse(xt, K, B, H, 1.0f / B, d.data(), H, gc.data(), H);
             CHECK(same_bits(gc, gref));
         }
         // the lists themselves: every nonzero, in order
@@ -171,6 +205,37 @@ TEST_CASE("mlp: skipping zeros changes nothing: sparse products equal the dense 
     nn::set_threads(nn::default_threads());
 }
 
+template <int TSW>
+void check_fused_strips(const Sparse& xt, int B, int H, const std::vector<float>& dz, const std::vector<float>& W,
+                        const std::vector<float>& separate) {
+    CAPTURE(TSW);
+    std::vector<float> scratch(dz.size(), 7.0f), Ws(W.size()), fused(W.size());
+    for (bool with_scratch : {false, true}) {
+        CAPTURE(with_scratch);
+        to_strips<TSW>(W.data(), IN, H, Ws.data());
+        sparse_product<true, TSW>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, Ws.data(), STRIPS,
+                                  with_scratch ? scratch.data() : nullptr);
+        from_strips<TSW>(Ws.data(), IN, H, fused.data());
+        CHECK(same_bits(fused, separate));
+        fused = W;
+        sparse_product<true, TSW>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H,
+                                  with_scratch ? scratch.data() : nullptr);
+        CHECK(same_bits(fused, separate));
+    }
+}
+
+TEST_CASE("mlp: the product in blocks of rows, with more images than it takes at a time (256)") {
+    nn::Rng rng = nn::rng_new(16);
+    const int B = 300, H = 80;  // strips of 64 and of 16 columns, both in blocks
+    const nn::Split images = random_images(rng, B);
+    std::vector<float> W = random_matrix(rng, size_t(IN) * H), ref(size_t(B) * H), c(size_t(B) * H, 7.0f);
+    std::vector<float> scratch(size_t(B) * H);
+    matmul_naive(false, false, B, H, IN, 0.5f, images.x.data(), IN, W.data(), H, ref.data(), H);
+    const Sparse xs = sparse_images(images);
+    sparse_product<false, 64>(xs, B, IN, H, 0.5f, W.data(), H, 0.0f, c.data(), H, scratch.data());
+    CHECK(same_bits(c, ref));
+}
+
 TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bit for bit") {
     nn::Rng rng = nn::rng_new(14);
     const int B = 29, H = 300;  // a wide strip, 16-wide strips and single columns
@@ -179,14 +244,82 @@ TEST_CASE("mlp: the fused update of W1 equals forming dW1, then the SGD step, bi
     std::vector<float> W = random_matrix(rng, size_t(IN) * H), dW(size_t(IN) * H);
     Sparse xs = sparse_images(images), xt = make_sparse(IN, images.x.size());
     sparse_transpose(xs, B, IN, xt);
-    matmul_sparse(xt, IN, H, 1.0f / B, dz.data(), H, dW.data(), H);
+    matmul_sparse(xt, IN, B, H, 1.0f / B, dz.data(), H, dW.data(), H);
     std::vector<float> separate = W, fused = W;
     sgd_update(separate, dW, 0.01f);
     nn::set_threads(2);
-    sparse_product<true>(xt, IN, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H);
-    nn::set_threads(nn::default_threads());
+    sparse_product<true>(xt, IN, B, H, 1.0f / B, dz.data(), H, 0.01f, fused.data(), H);
     CHECK(same_bits(fused, separate));
     CHECK(!same_bits(fused, W));
+    // as training does it: W in strips, each strip of dz copied first; every
+    // target's strip width
+    check_fused_strips<256>(xt, B, H, dz, W, separate);
+    check_fused_strips<64>(xt, B, H, dz, W, separate);
+    check_fused_strips<32>(xt, B, H, dz, W, separate);
+    nn::set_threads(nn::default_threads());
+}
+
+// One training step of the built-in build's hidden_step (W1 in strips TSW
+// wide) against the separate steps written out: dz1 = dz2 W2^T by the naive
+// product (the bits of matmul_blocked, which backward calls in that build),
+// the ReLU mask, db1, dW1 by the sparse product, and sgd_update on each
+// parameter. Every parameter and gradient, bit for bit. (backward itself is
+// not the reference here: this test binary may call OpenBLAS for its dense
+// products.)
+template <int TSW>
+void check_hidden_step(int H, int B, uint64_t seed) {
+    CAPTURE(TSW);
+    CAPTURE(H);
+    nn::Rng rng = nn::rng_new(seed);
+    const nn::Split data = random_images(rng, B);
+    Net net = init_net(H, rng);
+    for (float& v : net.b1) v = nn::uniform_f32(rng, -0.1f, 0.1f);
+    Work w;
+    w.xs = sparse_images(data);  // the batch: the images in order
+    w.xt = make_sparse(IN, w.xs.nz.size());
+    w.h = random_matrix(rng, size_t(B) * H, 0.3f);  // h <= 0 where a neuron is off
+    for (float& v : w.h) v = v < 0.0f ? 0.0f : v;
+    w.dz2 = random_matrix(rng, size_t(B) * OUT);
+    w.dz1s.resize(size_t(B) * H);
+    const float scale = 1.0f / float(B), lr = 0.05f;
+    Net ref = net, g = zero_net(H), gf = zero_net(H);
+    // the reference, step by step
+    matmul(true, false, H, OUT, B, scale, w.h.data(), H, w.dz2.data(), OUT, g.W2.data(), OUT);
+    sum_rows(w.dz2.data(), B, OUT, scale, g.b2.data());
+    std::vector<float> dz1(size_t(B) * H);
+    matmul_naive(false, true, B, H, OUT, 1.0f, w.dz2.data(), OUT, net.W2.data(), OUT, dz1.data(), H);
+    relu_backward(w.h.data(), dz1.data(), dz1.size());
+    sum_rows(dz1.data(), B, H, scale, g.b1.data());
+    Sparse xt = make_sparse(IN, w.xs.nz.size());
+    sparse_transpose(w.xs, B, IN, xt);
+    matmul_sparse(xt, IN, B, H, scale, dz1.data(), H, g.W1.data(), H);
+    for (auto [p, d] : {std::pair{&ref.W1, &g.W1}, {&ref.b1, &g.b1}, {&ref.W2, &g.W2}, {&ref.b2, &g.b2}})
+        sgd_update(*p, *d, lr);
+    // the fused step
+    std::vector<float> W1s(net.W1.size());
+    to_strips<TSW>(net.W1.data(), IN, H, W1s.data());
+    hidden_step<TSW>(net, w, B, gf, lr, W1s.data());
+    from_strips<TSW>(W1s.data(), IN, H, net.W1.data());
+    CHECK(same_bits(net.W1, ref.W1));
+    CHECK(same_bits(net.b1, ref.b1));
+    CHECK(same_bits(net.W2, ref.W2));
+    CHECK(same_bits(net.b2, ref.b2));
+    CHECK(same_bits(gf.b1, g.b1));
+    CHECK(same_bits(gf.W2, g.W2));
+    CHECK(same_bits(gf.b2, g.b2));
+    CHECK(!same_bits(net.W1, init_net(H, rng).W1));
+    CHECK(std::count(w.h.begin(), w.h.end(), 0.0f) > long(w.h.size()) / 10);  // the ReLU mask had work to do
+}
+
+TEST_CASE("mlp: the fused hidden-layer step equals backward, then sgd_step, bit for bit") {
+    for (int threads : {1, 2, 3}) {
+        nn::set_threads(threads);
+        check_hidden_step<256>(300, 29, 21);  // wide, 16-wide and single-column strips
+        check_hidden_step<64>(300, 29, 22);
+        check_hidden_step<32>(300, 29, 23);
+        check_hidden_step<SW>(512, 64, 24);  // the program's shape
+    }
+    nn::set_threads(nn::default_threads());
 }
 
 #ifdef NN_BLAS
