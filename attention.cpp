@@ -63,7 +63,9 @@ using nn::Rng;
 /// ## The data: an image becomes 49 tokens
 ///
 /// MNIST comes from `common.hpp` as 60000 training and 10000 test images of
-/// 28×28 floats in $[0,1]$. The sizes of this chapter, with the book's letters:
+/// 28×28 pixel bytes; the network sees each pixel as a float in $[0,1]$
+/// (`nn::pixel`, $v/255$), converted when a batch is cut into patches, so
+/// that the 188 MB of the whole training set as floats are never made. The sizes of this chapter, with the book's letters:
 /// `N` tokens of `P` pixels each. ($D$ and $F$ are flags, so they are not
 /// constants.)
 constexpr int IMG = nn::IMG_SIZE;  // 784 pixels
@@ -84,18 +86,18 @@ constexpr int CLASSES = 10;
 /// that is 62% of them, most of the border. A blank patch's embedding does not
 /// depend on the image at all, and the forward pass uses that (see *Patch
 /// embedding*).
-void patchify(const float* images, const int* index, int B, float* x, uint8_t* blank) {
+void patchify(const uint8_t* images, const int* index, int B, float* x, uint8_t* blank) {
     for (int b = 0; b < B; ++b) {
-        const float* img = images + long(index[b]) * IMG;
+        const uint8_t* img = images + long(index[b]) * IMG;
         for (int t = 0; t < N; ++t) {
             const int py = t / GRID, px = t % GRID;
             float* xt = x + (long(b) * N + t) * P;  // (P)
             bool zero = true;
             for (int dy = 0; dy < PATCH; ++dy)
                 for (int dx = 0; dx < PATCH; ++dx) {
-                    const float v = img[(py * PATCH + dy) * nn::IMG_W + px * PATCH + dx];
-                    xt[dy * PATCH + dx] = v;
-                    zero = zero && v == 0.0f;
+                    const uint8_t v = img[(py * PATCH + dy) * nn::IMG_W + px * PATCH + dx];
+                    xt[dy * PATCH + dx] = nn::pixel(v);
+                    zero = zero && v == 0;
                 }
             blank[long(b) * N + t] = zero;
         }
@@ -1066,7 +1068,7 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
         const int b0 = grp * GROUP, b1 = std::min(B, b0 + GROUP);
         Work& w = work[grp];
         const View v = view(s, b0);
-        patchify(data.x.data(), index + b0, b1 - b0, v.x, v.blank);
+        patchify(data.pixels.data(), index + b0, b1 - b0, v.x, v.blank);
         for (int b = b0; b < b1; ++b) s.labels[b] = data.y[index[b]];
         forward(m, v, b1 - b0);
         w.loss = xent(v.p, s.labels.data() + b0, v.dz, b1 - b0, B);
@@ -1294,7 +1296,7 @@ double evaluate(const Model& m, const nn::Split& data, int first, int count, Act
     for (int start = 0; start < count; start += s.cap) {
         const int B = std::min(s.cap, count - start);
         for (int b = 0; b < B; ++b) index[b] = first + start + b;
-        patchify(data.x.data(), index.data(), B, s.x.data(), s.blank.data());
+        patchify(data.pixels.data(), index.data(), B, s.x.data(), s.blank.data());
         forward_parallel(m, s, B);
         for (int b = 0; b < B; ++b) {
             const float* pb = s.p.data() + b * CLASSES;
@@ -1451,7 +1453,7 @@ void load(const std::string& path, Model& m) {
 /// $A$ is read down column $i$.
 std::string attention_csv(const Model& m, const nn::Split& test_set, int index) {
     Acts s = make_acts(1, m.D, m.F);
-    patchify(test_set.x.data(), &index, 1, s.x.data(), s.blank.data());
+    patchify(test_set.pixels.data(), &index, 1, s.x.data(), s.blank.data());
     forward(m, view(s, 0), 1);
     int pred = 0;
     for (int c = 1; c < CLASSES; ++c)
@@ -1545,7 +1547,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
-    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set);
+    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set, false);  // bytes: see The data
     nn::check_val(cfg.val, train_set.n);
     if (cfg.map_index >= test_set.n)
         throw nn::Error(nn::str("--map-index: expected 0..", test_set.n - 1, ", got ", cfg.map_index), 2);
