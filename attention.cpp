@@ -315,8 +315,10 @@ Model init_model(Rng& rng, int D, int F, Pos version) {
 /// 49 rows become 7 tiles of 7 with AVX-512, 4 of 6 and 5 of 5 with AVX2; the
 /// weight gradients' $D = 64$ or $F = 128$ rows and a group's $8\cdot49$
 /// tokens are whole 8-row tiles. Both heights are template parameters, so that
-/// the compiler can unroll them; the kernel exists in exactly these two sizes
-/// (and the slow edge below for anything smaller).
+/// the compiler can unroll them; the kernel exists in exactly these two sizes,
+/// and in a third of 4 rows for the products with one row per image of a
+/// group of 8 (the feed-forward's second layer: two tiles of 4 with AVX2),
+/// which otherwise took the slow edge below, as does anything smaller.
 ///
 /// Every target's tile compiles on every target (it is plain C++), so the
 /// test runs all four shapes of the table against the reference with `==`.
@@ -420,6 +422,7 @@ void gemm_tiled(int M, int Ncol, int K, const float* A, long rsa, long csa, cons
             const bool full = nr == TNR || b_padded;
             if (mr == TROWS && full) tile_full<TROWS, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             else if (mr == TROWS - 1 && full) tile_full<TROWS - 1, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
+            else if (mr == 4 && full) tile_full<4, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             else tile_edge<TNR>(mr, nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             i0 += mr;
         }
