@@ -89,15 +89,18 @@ constexpr int CLASSES = 10;
 void patchify(const uint8_t* images, const int* index, int B, float* x, uint8_t* blank) {
     for (int b = 0; b < B; ++b) {
         const uint8_t* img = images + long(index[b]) * IMG;
+        float pixels[IMG];  // the division by 255 for the whole image at once, eight lanes at a time
+        #pragma omp simd
+        for (int i = 0; i < IMG; ++i) pixels[i] = nn::pixel(img[i]);
         for (int t = 0; t < N; ++t) {
             const int py = t / GRID, px = t % GRID;
             float* xt = x + (long(b) * N + t) * P;  // (P)
             bool zero = true;
             for (int dy = 0; dy < PATCH; ++dy)
                 for (int dx = 0; dx < PATCH; ++dx) {
-                    const uint8_t v = img[(py * PATCH + dy) * nn::IMG_W + px * PATCH + dx];
-                    xt[dy * PATCH + dx] = nn::pixel(v);
-                    zero = zero && v == 0;
+                    const int i = (py * PATCH + dy) * nn::IMG_W + px * PATCH + dx;
+                    xt[dy * PATCH + dx] = pixels[i];
+                    zero = zero && img[i] == 0;
                 }
             blank[long(b) * N + t] = zero;
         }
@@ -868,15 +871,18 @@ void ff_backward(const float* o, const float* h, const float* hbar, const float*
     transpose(W2, D, F, D, W2t, F);                      // (D, F)
     gemm(B, F, D, dm, D, 1, W2t, F, dhbar, F, nullptr);  // dhbar = dm W2^T
     for (long i = 0; i < long(B) * F; ++i) dhbar[i] *= inv_n;  // dH of every token of image b: dhbar_b / N
-    for (long r = 0; r < rows; ++r) {                            // dU = dH masked by the ReLU
+    for (int f = 0; f < F; ++f) db1[f] = 0.0f;
+    for (long r = 0; r < rows; ++r) {  // dU = dH masked by the ReLU, and db1 = its column sums, in row order
         const float* g = dhbar + (r / N) * F;
         const float* hr = h + r * F;
         float* ur = du + r * F;
         #pragma omp simd
-        for (int f = 0; f < F; ++f) ur[f] = hr[f] > 0.0f ? g[f] : 0.0f;
+        for (int f = 0; f < F; ++f) {
+            ur[f] = hr[f] > 0.0f ? g[f] : 0.0f;
+            db1[f] += ur[f];
+        }
     }
     gemm(D, F, rows, o, 1, D, du, F, dW1, F, nullptr);  // dW1 = O^T dU
-    column_sums(du, rows, F, db1);
     transpose(W1, F, D, F, W1t, D);                        // (F, D)
     gemm(rows, D, F, du, F, 1, W1t, D, dout, D, nullptr);  // dO = dU W1^T
 }
