@@ -981,11 +981,18 @@ void qkv_backward(const float* e, const float* dqkv, const float* Wqkv, float* W
 void embed_backward(const float* x, const uint8_t* blank, const float* e, float* de, float* dWe, float* dbe,
                     float* dpos, int B, int D) {
     const long rows = long(B) * N;
-    for (long i = 0; i < rows * D; ++i) de[i] = e[i] > 0.0f ? de[i] : 0.0f;
     for (int i = 0; i < P * D; ++i) dWe[i] = 0.0f;
-    for (long r = 0; r < rows; ++r) {
+    for (int i = 0; i < N * D; ++i) dpos[i] = 0.0f;
+    for (long r = 0; r < rows; ++r) {  // row r = b N + t, in order: every sum below runs over b in order
+        const float* er = e + r * D;
+        float* g = de + r * D;
+        float* pt = dpos + (r % N) * D;
+        #pragma omp simd
+        for (int d = 0; d < D; ++d) {
+            g[d] = er[d] > 0.0f ? g[d] : 0.0f;  // dU
+            pt[d] += g[d];
+        }
         if (blank[r]) continue;
-        const float* g = de + r * D;
         for (int j = 0; j < P; ++j) {
             const float xj = x[r * P + j];
             float* w = dWe + long(j) * D;
@@ -993,13 +1000,6 @@ void embed_backward(const float* x, const uint8_t* blank, const float* e, float*
             for (int d = 0; d < D; ++d) w[d] = std::fma(xj, g[d], w[d]);
         }
     }
-    for (int i = 0; i < N * D; ++i) dpos[i] = 0.0f;
-    for (int b = 0; b < B; ++b)
-        for (int t = 0; t < N; ++t) {
-            const float* g = de + (long(b) * N + t) * D;
-            float* pt = dpos + long(t) * D;
-            for (int d = 0; d < D; ++d) pt[d] += g[d];
-        }
     column_sums(dpos, N, D, dbe);  // sum over t of (sum over b): every token's dU
 }
 
@@ -1008,7 +1008,7 @@ void embed_backward(const float* x, const uint8_t* blank, const float* e, float*
 struct Work {
     Model g;
     std::vector<float> W1t, W2t, Wqkvt;
-    std::vector<const float*> grads;  // the tensors of g, in file order
+    std::vector<float*> grads;  // the tensors of g, in file order
     double loss = 0;
     long nonblank = 0;
 };
@@ -1106,16 +1106,22 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
     StepResult res;
     for (int grp = 0; grp < G; ++grp) res.loss += work[grp].loss, res.nonblank += work[grp].nonblank;
     if (!std::isfinite(res.loss)) return res;
+    // Group 0's copy collects the others, one group at a time (a stride-1
+    // loop the compiler vectorises). The loops over i have the same length
+    // and schedule, so each thread gets the same elements in every one of
+    // them (OpenMP's rule for static schedules) and needs no barrier between.
     #pragma omp parallel num_threads(T)
     for (size_t k = 0; k < params.size(); ++k) {
         float* p = params[k]->data();
+        float* grad = work[0].grads[k];
         const long n = long(params[k]->size());
-        #pragma omp for schedule(static) nowait
-        for (long i = 0; i < n; ++i) {
-            float grad = work[0].grads[k][i];
-            for (int grp = 1; grp < G; ++grp) grad += work[grp].grads[k][i];
-            p[i] -= lr * grad;
+        for (int grp = 1; grp < G; ++grp) {
+            const float* more = work[grp].grads[k];
+            #pragma omp for schedule(static) nowait
+            for (long i = 0; i < n; ++i) grad[i] += more[i];
         }
+        #pragma omp for schedule(static) nowait
+        for (long i = 0; i < n; ++i) p[i] -= lr * grad[i];
     }
     return res;
 }
