@@ -860,7 +860,16 @@ void head_backward(const float* m, const float* dz, const float* Wc, float* dWc,
 /// elsewhere; $H > 0$ exactly where $U > 0$, so the mask is read from $H$.
 /// The sums over $r$ run over all tokens of all images: every token used the
 /// same $W_1$, so every token contributes to its gradient (fact 2). The
-/// transposes $W_2^\top$, $W_1^\top$ are made once per batch (`W2t`, `W1t`).
+/// transposes $W_2^\top$, $W_1^\top$ are made once per group of images
+/// (`W2t`, `W1t`).
+///
+/// The division by $N$ is done once per image, on $d\bar h$, before the
+/// mask. Written inside the masked loop, `h > 0 ? g / N : 0`, it made GCC
+/// compute the quotient on the taken side only, a branch per element that
+/// kept the AVX2 build from vectorising the loop (4% of its training time);
+/// a select between two numbers that already exist is one vector
+/// instruction. $db_1$ is summed in the same loop, row by row in order, as
+/// a separate pass over $dU$ would sum it.
 void ff_backward(const float* o, const float* h, const float* hbar, const float* dm, const float* W1,
                  const float* W2, float* W1t, float* W2t, float* dhbar, float* du, float* dout, float* dW1,
                  float* db1, float* dW2, float* db2, int B, int D, int F) {
@@ -1182,12 +1191,28 @@ double batch_flops(int B, int D, int F, long nonblank) {
 /// AVX2's 16 registers, and reached 1.57 times PyTorch's speed on a Zen 3
 /// machine instead of 3.6. With the tile from the table in *A tile of C in
 /// registers* (6 × 16) and the tile stores written so that GCC does not call
-/// `memcpy` for them, one epoch with one thread takes about 9.0 s of CPU
+/// `memcpy` for them, one epoch with one thread took about 9.0 s of CPU
 /// time instead of 10.9 on this machine (measured while it was busy, so
 /// only the ratio means much; `make bench MARCH=x86-64-v3` measures it
-/// properly). The rest is bookkeeping that AVX-512 does in half the
-/// instructions (the softmax, the transposes, the ReLU masks) and the 5-row
-/// tiles of the 49-row products.
+/// properly).
+///
+/// A profile of that version showed two loops that the AVX2 build ran one
+/// float at a time: the softmax's exponentials (7% of the time) and the
+/// ReLU mask of $dU$ (4%). In both, GCC had turned a choice between two
+/// values into a branch (see `softmax_columns` and `ff_backward`), which
+/// AVX-512's mask registers absorb and AVX2's vectoriser does not. With both
+/// vectorised, the 8-row products on 4-row tiles, the test pass run forward
+/// only in chunks that stay in the cache, and the pixels converted a batch
+/// at a time, one epoch with its test pass, loading included, takes 6.3 to
+/// 7.4 s of CPU time with one thread where the previous version took 8.0 to
+/// 10.1 (`--epochs 1 --threads 1`, the two interleaved on a busy machine;
+/// the AVX-512 build: 4.6 s instead of 4.9 to 5.3). The matrix products
+/// themselves run at 100 to 107 GFLOP/s on one core (a timing loop over the
+/// 49-row and the 392-row products), about 90% of the AVX2 peak; what
+/// remains around them is about a quarter of the time, in pieces of 1 to 3%
+/// each: the transposes (scalar loads and stores: GCC does not vectorise a
+/// transpose), the embedding, the column sums, the gradient copies, the
+/// softmax. (Figures for an idle machine: the coordinator's bench, README.)
 ///
 /// A caution about these numbers: the machine's two cores are shared with
 /// other users, and with another program running the same epoch takes from
