@@ -63,7 +63,9 @@ using nn::Rng;
 /// ## The data: an image becomes 49 tokens
 ///
 /// MNIST comes from `common.hpp` as 60000 training and 10000 test images of
-/// 28×28 floats in $[0,1]$. The sizes of this chapter, with the book's letters:
+/// 28×28 pixel bytes; the network sees each pixel as a float in $[0,1]$
+/// (`nn::pixel`, $v/255$), converted when a batch is cut into patches, so
+/// that the 188 MB of the whole training set as floats are never made. The sizes of this chapter, with the book's letters:
 /// `N` tokens of `P` pixels each. ($D$ and $F$ are flags, so they are not
 /// constants.)
 constexpr int IMG = nn::IMG_SIZE;  // 784 pixels
@@ -84,18 +86,21 @@ constexpr int CLASSES = 10;
 /// that is 62% of them, most of the border. A blank patch's embedding does not
 /// depend on the image at all, and the forward pass uses that (see *Patch
 /// embedding*).
-void patchify(const float* images, const int* index, int B, float* x, uint8_t* blank) {
+void patchify(const uint8_t* images, const int* index, int B, float* x, uint8_t* blank) {
     for (int b = 0; b < B; ++b) {
-        const float* img = images + long(index[b]) * IMG;
+        const uint8_t* img = images + long(index[b]) * IMG;
+        float pixels[IMG];  // the division by 255 for the whole image at once, eight lanes at a time
+        #pragma omp simd
+        for (int i = 0; i < IMG; ++i) pixels[i] = nn::pixel(img[i]);
         for (int t = 0; t < N; ++t) {
             const int py = t / GRID, px = t % GRID;
             float* xt = x + (long(b) * N + t) * P;  // (P)
             bool zero = true;
             for (int dy = 0; dy < PATCH; ++dy)
                 for (int dx = 0; dx < PATCH; ++dx) {
-                    const float v = img[(py * PATCH + dy) * nn::IMG_W + px * PATCH + dx];
-                    xt[dy * PATCH + dx] = v;
-                    zero = zero && v == 0.0f;
+                    const int i = (py * PATCH + dy) * nn::IMG_W + px * PATCH + dx;
+                    xt[dy * PATCH + dx] = pixels[i];
+                    zero = zero && img[i] == 0;
                 }
             blank[long(b) * N + t] = zero;
         }
@@ -313,8 +318,10 @@ Model init_model(Rng& rng, int D, int F, Pos version) {
 /// 49 rows become 7 tiles of 7 with AVX-512, 4 of 6 and 5 of 5 with AVX2; the
 /// weight gradients' $D = 64$ or $F = 128$ rows and a group's $8\cdot49$
 /// tokens are whole 8-row tiles. Both heights are template parameters, so that
-/// the compiler can unroll them; the kernel exists in exactly these two sizes
-/// (and the slow edge below for anything smaller).
+/// the compiler can unroll them; the kernel exists in exactly these two sizes,
+/// and in a third of 4 rows for the products with one row per image of a
+/// group of 8 (the feed-forward's second layer: two tiles of 4 with AVX2),
+/// which otherwise took the slow edge below, as does anything smaller.
 ///
 /// Every target's tile compiles on every target (it is plain C++), so the
 /// test runs all four shapes of the table against the reference with `==`.
@@ -418,6 +425,7 @@ void gemm_tiled(int M, int Ncol, int K, const float* A, long rsa, long csa, cons
             const bool full = nr == TNR || b_padded;
             if (mr == TROWS && full) tile_full<TROWS, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             else if (mr == TROWS - 1 && full) tile_full<TROWS - 1, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
+            else if (mr == 4 && full) tile_full<4, TNR>(nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             else tile_edge<TNR>(mr, nr, K, a, rsa, csa, B + j0, ldb, c, ldc, bj);
             i0 += mr;
         }
@@ -613,9 +621,9 @@ void qkv_forward(const float* e, const float* Wqkv, const float* bqkv, float* qk
 /// parts so that $x - n\ln2$ is computed almost exactly. Below $-87$ the
 /// result would be a subnormal number; we
 /// return $e^{-87} \approx 1.6\cdot10^{-38}$ instead, a weight that is zero in
-/// every sense that matters here.
-inline float exp_neg(float x) {
-    x = x > -87.0f ? x : -87.0f;
+/// every sense that matters here. `exp_neg` clamps and calls `exp_poly`,
+/// which does the rest for $-87 \le x \le 0$.
+inline float exp_poly(float x) {
     const float shifter = 12582912.0f;                      // 1.5 * 2^23: adding it rounds to an integer
     const float n = (x * 1.44269504f + shifter) - shifter;  // round(x / ln 2)
     float r = std::fma(n, -0.693359375f, x);                // x - n ln2, ln2 in two parts
@@ -630,13 +638,25 @@ inline float exp_neg(float x) {
     return p * std::bit_cast<float>((int(n) + 127) << 23);  // times 2^n
 }
 
+inline float exp_neg(float x) { return exp_poly(x > -87.0f ? x : -87.0f); }
+
 /// Softmax down the columns of $S^\top$ (`st`, $N$ rows of `NPAD`), in
 /// place: scale, subtract each column's maximum (so every exponent is
 /// $\le 0$ and nothing overflows; the result is unchanged because the factor
 /// $e^{-\max}$ cancels), exponentiate, divide by the column sum. Padding
 /// columns hold zeros and become $1/49$: harmless, never read.
+///
+/// The clamp at $-87$ has a loop of its own, apart from the exponential,
+/// for a reason that has nothing to do with arithmetic. Inside one loop, GCC
+/// sees that on the clamped path $x$ is the constant $-87$ and the whole
+/// polynomial a constant it can compute in advance, so it splits the loop
+/// body into a branch; with AVX2, a branch inside a loop stops the
+/// vectoriser (AVX-512's mask registers let it vectorise anyway), and the
+/// AVX2 build computed its 3136 exponentials per image one float at a time,
+/// 7% of the training time. Written to memory and read back, the clamped
+/// value is just a number, and both loops run eight lanes at a time.
 void softmax_columns(float* st, float scale) {
-    float mx[NPAD], sum[NPAD];
+    float mx[NPAD], sum[NPAD], x[NPAD];
     for (int i = 0; i < NPAD; ++i) mx[i] = -INFINITY, sum[i] = 0.0f;
     for (int j = 0; j < N; ++j) {
         float* row = st + j * NPAD;
@@ -650,7 +670,12 @@ void softmax_columns(float* st, float scale) {
         float* row = st + j * NPAD;
         #pragma omp simd
         for (int i = 0; i < NPAD; ++i) {
-            row[i] = exp_neg(row[i] - mx[i]);
+            const float d = row[i] - mx[i];
+            x[i] = d > -87.0f ? d : -87.0f;  // exp_neg's clamp, in a loop of its own: see above
+        }
+        #pragma omp simd
+        for (int i = 0; i < NPAD; ++i) {
+            row[i] = exp_poly(x[i]);
             sum[i] += row[i];
         }
     }
@@ -835,7 +860,16 @@ void head_backward(const float* m, const float* dz, const float* Wc, float* dWc,
 /// elsewhere; $H > 0$ exactly where $U > 0$, so the mask is read from $H$.
 /// The sums over $r$ run over all tokens of all images: every token used the
 /// same $W_1$, so every token contributes to its gradient (fact 2). The
-/// transposes $W_2^\top$, $W_1^\top$ are made once per batch (`W2t`, `W1t`).
+/// transposes $W_2^\top$, $W_1^\top$ are made once per group of images
+/// (`W2t`, `W1t`).
+///
+/// The division by $N$ is done once per image, on $d\bar h$, before the
+/// mask. Written inside the masked loop, `h > 0 ? g / N : 0`, it made GCC
+/// compute the quotient on the taken side only, a branch per element that
+/// kept the AVX2 build from vectorising the loop (4% of its training time);
+/// a select between two numbers that already exist is one vector
+/// instruction. $db_1$ is summed in the same loop, row by row in order, as
+/// a separate pass over $dU$ would sum it.
 void ff_backward(const float* o, const float* h, const float* hbar, const float* dm, const float* W1,
                  const float* W2, float* W1t, float* W2t, float* dhbar, float* du, float* dout, float* dW1,
                  float* db1, float* dW2, float* db2, int B, int D, int F) {
@@ -845,15 +879,19 @@ void ff_backward(const float* o, const float* h, const float* hbar, const float*
     column_sums(dm, B, D, db2);
     transpose(W2, D, F, D, W2t, F);                      // (D, F)
     gemm(B, F, D, dm, D, 1, W2t, F, dhbar, F, nullptr);  // dhbar = dm W2^T
-    for (long r = 0; r < rows; ++r) {                    // dU = (dhbar / N) masked by the ReLU
+    for (long i = 0; i < long(B) * F; ++i) dhbar[i] *= inv_n;  // dH of every token of image b: dhbar_b / N
+    for (int f = 0; f < F; ++f) db1[f] = 0.0f;
+    for (long r = 0; r < rows; ++r) {  // dU = dH masked by the ReLU, and db1 = its column sums, in row order
         const float* g = dhbar + (r / N) * F;
         const float* hr = h + r * F;
         float* ur = du + r * F;
         #pragma omp simd
-        for (int f = 0; f < F; ++f) ur[f] = hr[f] > 0.0f ? g[f] * inv_n : 0.0f;
+        for (int f = 0; f < F; ++f) {
+            ur[f] = hr[f] > 0.0f ? g[f] : 0.0f;
+            db1[f] += ur[f];
+        }
     }
     gemm(D, F, rows, o, 1, D, du, F, dW1, F, nullptr);  // dW1 = O^T dU
-    column_sums(du, rows, F, db1);
     transpose(W1, F, D, F, W1t, D);                        // (F, D)
     gemm(rows, D, F, du, F, 1, W1t, D, dout, D, nullptr);  // dO = dU W1^T
 }
@@ -952,11 +990,18 @@ void qkv_backward(const float* e, const float* dqkv, const float* Wqkv, float* W
 void embed_backward(const float* x, const uint8_t* blank, const float* e, float* de, float* dWe, float* dbe,
                     float* dpos, int B, int D) {
     const long rows = long(B) * N;
-    for (long i = 0; i < rows * D; ++i) de[i] = e[i] > 0.0f ? de[i] : 0.0f;
     for (int i = 0; i < P * D; ++i) dWe[i] = 0.0f;
-    for (long r = 0; r < rows; ++r) {
+    for (int i = 0; i < N * D; ++i) dpos[i] = 0.0f;
+    for (long r = 0; r < rows; ++r) {  // row r = b N + t, in order: every sum below runs over b in order
+        const float* er = e + r * D;
+        float* g = de + r * D;
+        float* pt = dpos + (r % N) * D;
+        #pragma omp simd
+        for (int d = 0; d < D; ++d) {
+            g[d] = er[d] > 0.0f ? g[d] : 0.0f;  // dU
+            pt[d] += g[d];
+        }
         if (blank[r]) continue;
-        const float* g = de + r * D;
         for (int j = 0; j < P; ++j) {
             const float xj = x[r * P + j];
             float* w = dWe + long(j) * D;
@@ -964,13 +1009,6 @@ void embed_backward(const float* x, const uint8_t* blank, const float* e, float*
             for (int d = 0; d < D; ++d) w[d] = std::fma(xj, g[d], w[d]);
         }
     }
-    for (int i = 0; i < N * D; ++i) dpos[i] = 0.0f;
-    for (int b = 0; b < B; ++b)
-        for (int t = 0; t < N; ++t) {
-            const float* g = de + (long(b) * N + t) * D;
-            float* pt = dpos + long(t) * D;
-            for (int d = 0; d < D; ++d) pt[d] += g[d];
-        }
     column_sums(dpos, N, D, dbe);  // sum over t of (sum over b): every token's dU
 }
 
@@ -979,7 +1017,7 @@ void embed_backward(const float* x, const uint8_t* blank, const float* e, float*
 struct Work {
     Model g;
     std::vector<float> W1t, W2t, Wqkvt;
-    std::vector<const float*> grads;  // the tensors of g, in file order
+    std::vector<float*> grads;  // the tensors of g, in file order
     double loss = 0;
     long nonblank = 0;
 };
@@ -1066,7 +1104,7 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
         const int b0 = grp * GROUP, b1 = std::min(B, b0 + GROUP);
         Work& w = work[grp];
         const View v = view(s, b0);
-        patchify(data.x.data(), index + b0, b1 - b0, v.x, v.blank);
+        patchify(data.pixels.data(), index + b0, b1 - b0, v.x, v.blank);
         for (int b = b0; b < b1; ++b) s.labels[b] = data.y[index[b]];
         forward(m, v, b1 - b0);
         w.loss = xent(v.p, s.labels.data() + b0, v.dz, b1 - b0, B);
@@ -1077,16 +1115,22 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
     StepResult res;
     for (int grp = 0; grp < G; ++grp) res.loss += work[grp].loss, res.nonblank += work[grp].nonblank;
     if (!std::isfinite(res.loss)) return res;
+    // Group 0's copy collects the others, one group at a time (a stride-1
+    // loop the compiler vectorises). The loops over i have the same length
+    // and schedule, so each thread gets the same elements in every one of
+    // them (OpenMP's rule for static schedules) and needs no barrier between.
     #pragma omp parallel num_threads(T)
     for (size_t k = 0; k < params.size(); ++k) {
         float* p = params[k]->data();
+        float* grad = work[0].grads[k];
         const long n = long(params[k]->size());
-        #pragma omp for schedule(static) nowait
-        for (long i = 0; i < n; ++i) {
-            float grad = work[0].grads[k][i];
-            for (int grp = 1; grp < G; ++grp) grad += work[grp].grads[k][i];
-            p[i] -= lr * grad;
+        for (int grp = 1; grp < G; ++grp) {
+            const float* more = work[grp].grads[k];
+            #pragma omp for schedule(static) nowait
+            for (long i = 0; i < n; ++i) grad[i] += more[i];
         }
+        #pragma omp for schedule(static) nowait
+        for (long i = 0; i < n; ++i) p[i] -= lr * grad[i];
     }
     return res;
 }
@@ -1147,12 +1191,28 @@ double batch_flops(int B, int D, int F, long nonblank) {
 /// AVX2's 16 registers, and reached 1.57 times PyTorch's speed on a Zen 3
 /// machine instead of 3.6. With the tile from the table in *A tile of C in
 /// registers* (6 × 16) and the tile stores written so that GCC does not call
-/// `memcpy` for them, one epoch with one thread takes about 9.0 s of CPU
+/// `memcpy` for them, one epoch with one thread took about 9.0 s of CPU
 /// time instead of 10.9 on this machine (measured while it was busy, so
 /// only the ratio means much; `make bench MARCH=x86-64-v3` measures it
-/// properly). The rest is bookkeeping that AVX-512 does in half the
-/// instructions (the softmax, the transposes, the ReLU masks) and the 5-row
-/// tiles of the 49-row products.
+/// properly).
+///
+/// A profile of that version showed two loops that the AVX2 build ran one
+/// float at a time: the softmax's exponentials (7% of the time) and the
+/// ReLU mask of $dU$ (4%). In both, GCC had turned a choice between two
+/// values into a branch (see `softmax_columns` and `ff_backward`), which
+/// AVX-512's mask registers absorb and AVX2's vectoriser does not. With both
+/// vectorised, the 8-row products on 4-row tiles, the test pass run forward
+/// only in chunks that stay in the cache, and the pixels converted a batch
+/// at a time, one epoch with its test pass, loading included, takes 6.3 to
+/// 7.4 s of CPU time with one thread where the previous version took 8.0 to
+/// 10.1 (`--epochs 1 --threads 1`, the two interleaved on a busy machine;
+/// the AVX-512 build: 4.6 s instead of 4.9 to 5.3). The matrix products
+/// themselves run at 100 to 107 GFLOP/s on one core (a timing loop over the
+/// 49-row and the 392-row products), about 90% of the AVX2 peak; what
+/// remains around them is about a quarter of the time, in pieces of 1 to 3%
+/// each: the transposes (scalar loads and stores: GCC does not vectorise a
+/// transpose), the embedding, the column sums, the gradient copies, the
+/// softmax. (Figures for an idle machine: the coordinator's bench, README.)
 ///
 /// A caution about these numbers: the machine's two cores are shared with
 /// other users, and with another program running the same epoch takes from
@@ -1274,37 +1334,48 @@ struct Config {
 /// ### Accuracy
 ///
 /// The training loop below reports accuracy after every epoch, so the
-/// evaluation comes first: forward only, in batches of up to `cap` images
-/// split between the threads like training batches; a prediction is the class
-/// with the largest probability (the first one on a tie, as the original).
-/// Every image's forward pass is independent of the others in its batch, so
-/// the accuracy does not depend on the batch size or the thread count.
-void forward_parallel(const Model& m, Acts& s, int B) {
-    const int T = std::min(nn::max_threads(), B);
-    #pragma omp parallel num_threads(T)
-    for (int u = nn::thread_num(); u < T; u += nn::num_threads()) {
-        const int b0 = int(long(B) * u / T), b1 = int(long(B) * (u + 1) / T);
-        forward(m, view(s, b0), b1 - b0);
-    }
+/// evaluation comes first: forward only, a prediction is the class with the
+/// largest probability (the first one on a tie, as the original). Every
+/// image's forward pass is independent of the others, so the images are cut
+/// into chunks of `GROUP` (8, see *Threads, one batch*) and the chunks shared
+/// out among the threads, all of a test pass in one parallel loop. A thread
+/// runs its chunks one after another through its own buffers (`scratch`, one
+/// `Acts` of 8 images per thread), which stay small enough for the core's
+/// level-2 cache: a chunk's activations are written and read back while they
+/// are still there, and the threads meet once per pass, not once per batch.
+/// The answers do not depend on the chunk size or the thread count.
+
+std::vector<Acts> make_scratch(int D, int F) {
+    std::vector<Acts> scratch;
+    for (int u = 0; u < nn::max_threads(); ++u) scratch.push_back(make_acts(GROUP, D, F));
+    return scratch;
 }
 
-double evaluate(const Model& m, const nn::Split& data, int first, int count, Acts& s, std::vector<int>& index,
-                std::vector<uint8_t>* predictions = nullptr) {
-    long correct = 0;
-    for (int start = 0; start < count; start += s.cap) {
-        const int B = std::min(s.cap, count - start);
-        for (int b = 0; b < B; ++b) index[b] = first + start + b;
-        patchify(data.x.data(), index.data(), B, s.x.data(), s.blank.data());
-        forward_parallel(m, s, B);
+/// Predicts images $[$`first`, `first`+`count`$)$ of `data` into
+/// `predictions` (one class per image) and returns the accuracy in percent.
+double evaluate(const Model& m, const nn::Split& data, int first, int count, std::vector<Acts>& scratch,
+                std::vector<uint8_t>& predictions) {
+    predictions.resize(count);
+    const int chunks = (count + GROUP - 1) / GROUP;
+    [[maybe_unused]] const int T = int(scratch.size());  // read by the pragma only
+    #pragma omp parallel for schedule(static) num_threads(T)
+    for (int c = 0; c < chunks; ++c) {
+        Acts& s = scratch[nn::thread_num()];
+        const int b0 = c * GROUP, B = std::min(GROUP, count - b0);
+        int index[GROUP];
+        for (int b = 0; b < B; ++b) index[b] = first + b0 + b;
+        patchify(data.pixels.data(), index, B, s.x.data(), s.blank.data());
+        forward(m, view(s, 0), B);
         for (int b = 0; b < B; ++b) {
             const float* pb = s.p.data() + b * CLASSES;
             int arg = 0;
-            for (int c = 1; c < CLASSES; ++c)
-                if (pb[c] > pb[arg]) arg = c;
-            correct += arg == data.y[first + start + b];
-            if (predictions) predictions->push_back(uint8_t(arg));
+            for (int k = 1; k < CLASSES; ++k)
+                if (pb[k] > pb[arg]) arg = k;
+            predictions[b0 + b] = uint8_t(arg);
         }
     }
+    long correct = 0;
+    for (int i = 0; i < count; ++i) correct += predictions[i] == data.y[first + i];
     return 100.0 * double(correct) / double(count);
 }
 
@@ -1319,19 +1390,22 @@ double evaluate(const Model& m, const nn::Split& data, int first, int count, Act
 /// `epoch,loss,val_accuracy,time`); that is how the schedule was chosen
 /// without looking at the test set. With `--patience`, training may end early
 /// and the best epoch's parameters are kept (`common.hpp` has the rules).
+/// The last test pass is returned with the time: when it was made with the
+/// final parameters, `main` prints it as the final accuracy instead of
+/// running the same 10000 forward passes again.
 struct TrainResult {
     double seconds = 0, flops = 0;
+    double test_acc = -1;              // of the final parameters; -1: not measured
+    std::vector<uint8_t> predictions;  // the last pass's, per image
 };
-
-constexpr int EVAL_BATCH = 128;
 
 TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n, const nn::Split& test_set,
                   Rng& rng) {
     Acts s = make_acts(cfg.batch, m.D, m.F);
-    Acts eval_acts = make_acts(EVAL_BATCH, m.D, m.F);
+    std::vector<Acts> scratch = make_scratch(m.D, m.F);
     std::vector<Work> work = make_work(groups_of(cfg.batch), m.D, m.F);
     const std::vector<std::vector<float>*> params = tensors(m);
-    std::vector<int> index(train_n), eval_index(EVAL_BATCH);
+    std::vector<int> index(train_n);
     for (int i = 0; i < train_n; ++i) index[i] = i;
     nn::CsvLog log{cfg.log == "none" ? "" : cfg.log, ""};
     const long batches = (train_n + cfg.batch - 1) / cfg.batch;
@@ -1361,9 +1435,10 @@ TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n,
         res.seconds += secs;
         const double avg = total / train_n;
         char val[48] = "";
-        const double val_acc = cfg.val > 0 ? evaluate(m, train_set, train_n, cfg.val, eval_acts, eval_index) : -100;
+        const double val_acc = cfg.val > 0 ? evaluate(m, train_set, train_n, cfg.val, scratch, res.predictions) : -100;
         if (cfg.val > 0) std::snprintf(val, sizeof val, " | val_acc=%.2f%%", val_acc);
-        const double acc = evaluate(m, test_set, 0, test_set.n, eval_acts, eval_index);
+        const double acc = evaluate(m, test_set, 0, test_set.n, scratch, res.predictions);
+        res.test_acc = acc;
         std::printf("Epoch %d | loss=%.6f | time=%.3fs%s | test_acc=%.2f%%\n", epoch + 1, avg, secs, val, acc);
         std::fflush(stdout);
         nn::log_epoch(log, epoch + 1, float(avg), float(secs), val_acc / 100);
@@ -1375,6 +1450,7 @@ TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n,
     }
     if (cfg.stop.patience > 0) {
         m = best;
+        res.test_acc = -1;
         std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
                     100 * cfg.stop.best);
     }
@@ -1451,7 +1527,7 @@ void load(const std::string& path, Model& m) {
 /// $A$ is read down column $i$.
 std::string attention_csv(const Model& m, const nn::Split& test_set, int index) {
     Acts s = make_acts(1, m.D, m.F);
-    patchify(test_set.x.data(), &index, 1, s.x.data(), s.blank.data());
+    patchify(test_set.pixels.data(), &index, 1, s.x.data(), s.blank.data());
     forward(m, view(s, 0), 1);
     int pred = 0;
     for (int c = 1; c < CLASSES; ++c)
@@ -1545,7 +1621,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 
     std::printf("Loading MNIST...\n");
     nn::Split train_set, test_set;
-    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set);
+    nn::load_mnist(nn::data_dir(cfg.data), train_set, test_set, false);  // bytes: see The data
     nn::check_val(cfg.val, train_set.n);
     if (cfg.map_index >= test_set.n)
         throw nn::Error(nn::str("--map-index: expected 0..", test_set.n - 1, ", got ", cfg.map_index), 2);
@@ -1563,10 +1639,12 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
         std::fflush(stdout);
         res = train(m, cfg, train_set, train_n, test_set, rng);
     }
-    Acts s = make_acts(EVAL_BATCH, m.D, m.F);
-    std::vector<int> eval_index(EVAL_BATCH);
-    std::vector<uint8_t> predictions;
-    const double acc = evaluate(m, test_set, 0, test_set.n, s, eval_index, &predictions);
+    std::vector<uint8_t>& predictions = res.predictions;
+    if (res.test_acc < 0) {
+        std::vector<Acts> scratch = make_scratch(m.D, m.F);
+        res.test_acc = evaluate(m, test_set, 0, test_set.n, scratch, predictions);
+    }
+    const double acc = res.test_acc;
     std::printf("Final test accuracy: %.2f%%\n", acc);
     if (!cfg.save.empty()) save(cfg.save, m);
     if (!cfg.predictions.empty()) write_predictions(cfg.predictions, test_set, predictions);

@@ -80,9 +80,11 @@ std::vector<long> all_indices(size_t n, long stride = 1) {
     return v;
 }
 
-// A small batch of fake images: some patches blank, the others random.
-std::vector<float> fake_images(Rng& rng, int B) {
-    std::vector<float> img = random_vec(rng, size_t(B) * IMG, 0.0f, 1.0f);
+// A small batch of fake images (pixel bytes, as MNIST's): some patches
+// blank, the others random.
+std::vector<uint8_t> fake_images(Rng& rng, int B) {
+    std::vector<uint8_t> img(size_t(B) * IMG);
+    for (uint8_t& v : img) v = uint8_t(nn::next_u32(rng) >> 24);
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < N; ++t)
             if ((t + b) % 3 != 0)  // two thirds of the patches black, as in MNIST
@@ -95,7 +97,7 @@ std::vector<float> fake_images(Rng& rng, int B) {
 void write_idx(const nn::Split& s, int n, const std::string& dir, const std::string& prefix) {
     std::vector<uint8_t> img, lab;
     th::put_be32(img, 0x803), th::put_be32(img, uint32_t(n)), th::put_be32(img, 28), th::put_be32(img, 28);
-    for (long i = 0; i < long(n) * IMG; ++i) img.push_back(uint8_t(std::lround(s.x[i] * 255.0f)));
+    img.insert(img.end(), s.pixels.begin(), s.pixels.begin() + long(n) * IMG);
     th::put_be32(lab, 0x801), th::put_be32(lab, uint32_t(n));
     lab.insert(lab.end(), s.y.begin(), s.y.begin() + n);
     th::write_bytes(dir + "/" + prefix + "-images-idx3-ubyte", img);
@@ -107,7 +109,7 @@ void write_idx(const nn::Split& s, int n, const std::string& dir, const std::str
 std::string mnist_slice(int n_train, int n_test) {
     if (th::mnist_dir().empty()) return "";
     static nn::Split train, test;
-    if (train.n == 0) nn::load_mnist(th::mnist_dir(), train, test);
+    if (train.n == 0) nn::load_mnist(th::mnist_dir(), train, test, false);
     const std::string d = th::path(nn::str("attention-mnist-", n_train, "-", n_test));
     if (::mkdir(d.c_str(), 0755) == 0) {
         write_idx(train, n_train, d, "train");
@@ -200,23 +202,31 @@ TEST_CASE("attention: softmax columns are positive, sum to one and ignore a shif
 }
 
 TEST_CASE("attention: patches are cut in reading order and blank ones are flagged") {
-    std::vector<float> img(IMG);
-    for (int i = 0; i < IMG; ++i) img[i] = float(i);  // pixel value = its index
-    int idx = 0;
+    Rng rng = nn::rng_new(5);
+    std::vector<uint8_t> img(2 * IMG);
+    for (uint8_t& v : img) v = uint8_t(1 + nn::next_u32(rng) % 255);  // no blank patch
+    img[IMG + 1] = 0;  // one black pixel in image 1,
+    int idx = 1;       // the image patchify is asked for
     std::vector<float> x(size_t(N) * P);
     std::vector<uint8_t> blank(N);
     patchify(img.data(), &idx, 1, x.data(), blank.data());
-    CHECK(x[0] == 0.0f);
-    CHECK(x[1] == 1.0f);
-    CHECK(x[4] == 28.0f);                   // second pixel row of patch 0
-    CHECK(x[1 * P] == 4.0f);                // patch 1 starts at column 4
-    CHECK(x[7 * P] == 4.0f * 28.0f);        // patch 7 starts at row 4
-    CHECK(x[48 * P + 15] == 783.0f);        // last pixel of the last patch
-    CHECK(blank[0] == 0);                   // patch 0 holds pixel 1..
-    img.assign(IMG, 0.0f);
-    img[27] = 1.0f;                          // one pixel in patch 6
+    // Patch t = 7 py + px, pixel j = 4 dy + dx is image row 4 py + dy, column 4 px + dx.
+    for (int py = 0; py < GRID; ++py)
+        for (int px = 0; px < GRID; ++px)
+            for (int dy = 0; dy < PATCH; ++dy)
+                for (int dx = 0; dx < PATCH; ++dx) {
+                    const int t = py * GRID + px, j = dy * PATCH + dx;
+                    CHECK(x[t * P + j] == nn::pixel(img[IMG + (4 * py + dy) * 28 + 4 * px + dx]));
+                }
+    CHECK(x[1] == nn::pixel(img[IMG + 1]));
+    CHECK(x[1] == 0.0f);
+    CHECK(x[48 * P + 15] == nn::pixel(img[2 * IMG - 1]));  // last pixel of the last patch
+    for (int t = 0; t < N; ++t) CHECK(blank[t] == 0);      // one black pixel does not make a blank patch
+    for (int i = 0; i < IMG; ++i) img[IMG + i] = 0;
+    img[IMG + 27] = 1;  // one faint pixel in patch 6
     patchify(img.data(), &idx, 1, x.data(), blank.data());
     for (int t = 0; t < N; ++t) CHECK(blank[t] == (t == 6 ? 0 : 1));
+    CHECK(x[6 * P + 3] == 1.0f / 255.0f);
 }
 
 TEST_CASE("attention: skipping blank patches in the embedding changes no bit") {
@@ -224,7 +234,7 @@ TEST_CASE("attention: skipping blank patches in the embedding changes no bit") {
     const int B = 3, D = 40, rows = B * N;
     Model m = init_model(rng, D, 24, Pos::sinusoidal);
     m.be = random_vec(rng, D, -0.3f, 0.3f);
-    std::vector<float> img = fake_images(rng, B);
+    std::vector<uint8_t> img = fake_images(rng, B);
     std::vector<int> idx = {0, 1, 2};
     std::vector<float> x(size_t(rows) * P);
     std::vector<uint8_t> blank(rows), none(rows, 0);  // none: every FMA done
@@ -367,7 +377,8 @@ TEST_CASE("attention: embedding backward equals central differences") {
     const int B = 2, D = 8, rows = B * N;
     Model m = init_model(rng, D, 4, Pos::random);
     m.be = random_vec(rng, D, 0.0f, 0.3f);
-    std::vector<float> img = fake_images(rng, B), dE = random_vec(rng, size_t(rows) * D);
+    std::vector<uint8_t> img = fake_images(rng, B);
+    std::vector<float> dE = random_vec(rng, size_t(rows) * D);
     std::vector<int> idx = {0, 1};
     std::vector<float> x(size_t(rows) * P), e(size_t(rows) * D), de = dE, dWe(m.We.size()), dbe(D), dpos(m.pos.size());
     std::vector<uint8_t> blank(rows);
@@ -419,7 +430,7 @@ TEST_CASE("attention: whole-model gradient equals central differences of the los
     Model m = init_model(rng, D, F, Pos::random);
     for (std::vector<float>* t : tensors(m))  // non-zero biases, livelier weights
         for (float& w : *t) w += nn::uniform_f32(rng, -0.2f, 0.2f);
-    std::vector<float> img = fake_images(rng, B);
+    std::vector<uint8_t> img = fake_images(rng, B);
     std::vector<int> idx = {0, 1};
     const uint8_t labels[B] = {4, 7};
     Acts s = make_acts(B, D, F);
@@ -459,7 +470,7 @@ TEST_CASE("attention: one SGD step gives the same bits with 1, 2, 3 and 4 thread
     const int B = 21, D = 16, F = 20;  // three groups: 8, 8 and 5 images
     const Model m0 = init_model(rng, D, F, Pos::sinusoidal);
     nn::Split data;
-    data.x = fake_images(rng, B);
+    data.pixels = fake_images(rng, B);
     for (int b = 0; b < B; ++b) data.y.push_back(uint8_t((b * 7) % CLASSES));
     data.n = B;
     std::vector<int> index(B);
@@ -659,11 +670,9 @@ namespace probe {
 void attention(const std::string& model, const uint8_t* image, std::vector<float>& A, std::vector<float>& p) {
     Model m = zero_model(64, 128);
     load(model, m);
-    std::vector<float> img(IMG);
-    for (int i = 0; i < IMG; ++i) img[i] = nn::pixel(image[i]);
     Acts s = make_acts(1, m.D, m.F);
     const int index = 0;
-    patchify(img.data(), &index, 1, s.x.data(), s.blank.data());
+    patchify(image, &index, 1, s.x.data(), s.blank.data());
     forward(m, view(s, 0), 1);
     A.assign(size_t(N) * N, 0.0f);
     for (int i = 0; i < N; ++i)
