@@ -1166,7 +1166,9 @@ double batch_flops(int B, int D, int F, long nonblank) {
 /// idle: two cores of an AMD EPYC (Zen 4), whose fp32 FMA peak
 /// `tests/bench/peak.cpp` measured at 233 GFLOP/s just before and after every
 /// run. (On the Zen 5 of 2026-12-01, whose 512-bit FMAs double that peak, the
-/// same run trains in 15.5 s and the AVX2 build in 29–31 s: README, Results.)
+/// same run, with the changes described below, trains in 14.5 to 14.7 s, and
+/// the AVX2 build in 23.8 to 25.5 s at 72 to 74% of that build's peak: README,
+/// Results.)
 ///
 /// | | training time | arithmetic | rate | of peak |
 /// |---|---|---|---|---|
@@ -1212,7 +1214,10 @@ double batch_flops(int B, int D, int F, long nonblank) {
 /// remains around them is about a quarter of the time, in pieces of 1 to 3%
 /// each: the transposes (scalar loads and stores: GCC does not vectorise a
 /// transpose), the embedding, the column sums, the gradient copies, the
-/// softmax. (Figures for an idle machine: the coordinator's bench, README.)
+/// softmax. On the idle machine, `make bench MARCH=x86-64-v3` then timed the
+/// default run's training at 23.5 to 26.0 s (70 to 75% of the AVX2 peak)
+/// where the version before these changes took 28.8 to 32.9 s; README,
+/// Results, has the whole table.
 ///
 /// A caution about these numbers: the machine's two cores are shared with
 /// other users, and with another program running the same epoch takes from

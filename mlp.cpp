@@ -35,9 +35,9 @@
 ///
 /// Both builds compute the same network; they differ only in the order in
 /// which some sums are added up. On this project's two-core machine the
-/// built-in build trains in a little over 3 seconds and the BLAS build in
-/// 6 to 7, where the PyTorch peer, which also calls OpenBLAS, needs 6 to 9
-/// (`make bench`; the *Results* page has the measured table). The BLAS build
+/// built-in build trains in about 3 seconds and the BLAS build in 7 to 9,
+/// where the PyTorch peer, which also calls OpenBLAS, needs 13 to 15 (the
+/// Zen 5 of 2026-12-01, `make bench`; the *Results* page has the table). The BLAS build
 /// runs its arithmetic closer to the machine's peak; the built-in one wins by
 /// doing a fifth of the arithmetic, as explained below, which is why it is the
 /// default.
@@ -1105,7 +1105,8 @@ void hidden_step(Net& net, Work& w, int B, Net& g, float lr, float* W1s) {
 /// loops use each row of $W_1$ they load for one image only, so they wait on
 /// the caches rather than on the FMA units. It is still twice as fast (on the
 /// Zen 5 of 2026-12-01: 4.6 s against 8.3 s, 1.8 times, before $W_1$ was kept
-/// in strips; today's figures are the coordinator's bench, README, Results).
+/// in strips; 3.0 to 3.3 s with the strips, 2.6 times, and in the AVX2 build
+/// 3.3 s, about 64 GFLOP/s or 29% of that build's peak: README, Results).
 /// A fraction of peak measures how well the arithmetic is
 /// done, not whether it needed doing; the second question pays more.
 double step_flops(int B, int H, long nonzeros) {
