@@ -154,6 +154,29 @@ TEST_CASE("idx: a gzip stream that unpacks past the cap is refused") {
     CHECK(nn::gunzip(gz, "ok.gz", 1 << 21).size() == zeros.size());
 }
 
+TEST_CASE("resize_mapped: grows like resize, keeping what was there and adding zeros") {
+    // Sizes around a page and around a huge page, from empty and from a
+    // partly filled vector whose end is not page-aligned: the pages asked for
+    // must lie inside the new part, and the contents must be resize's.
+    for (size_t first : {size_t(0), size_t(1), size_t(1000), size_t(4097)})
+        for (size_t n : {size_t(4096), size_t(5000), size_t(1) << 21, (size_t(3) << 20) + 123}) {
+            std::vector<float> v(first);
+            for (size_t i = 0; i < first; ++i) v[i] = float(i) + 0.5f;
+            nn::resize_mapped(v, first + n);
+            REQUIRE(v.size() == first + n);
+            bool kept = true, zeros = true;
+            for (size_t i = 0; i < first; ++i) kept = kept && v[i] == float(i) + 0.5f;
+            for (size_t i = first; i < first + n; ++i) zeros = zeros && v[i] == 0.0f;
+            CHECK_MESSAGE(kept, "first ", first, ", n ", n);
+            CHECK_MESSAGE(zeros, "first ", first, ", n ", n);
+            v[first + n - 1] = 7.0f;  // the last element is writable
+            CHECK(v.back() == 7.0f);
+        }
+    std::vector<uint8_t> b;
+    nn::resize_mapped(b, 0);
+    CHECK(b.empty());
+}
+
 TEST_CASE("mnist: both naming conventions, counts must agree, directory must exist") {
     std::string d = th::path("mnist-a");
     REQUIRE(mkdir(d.c_str(), 0755) == 0);
