@@ -39,13 +39,7 @@ def epoch(p, lr):
     for x, y in zip(X, Y):
         yhat = forward(p, x)
         loss = 0.5 * ((y - yhat) ** 2).sum()
-        for t in p.values():
-            t.grad = None
-        loss.backward()
-        with torch.no_grad():
-            for t in p.values():
-                t -= lr * t.grad
-        total += 2 * loss.item()
+        total += 2 * common.sgd(loss, p, lr)
     return total / 4
 
 
