@@ -258,6 +258,34 @@ TEST_CASE("attention: skipping blank patches in the embedding changes no bit") {
     CHECK(dpos[0] == dpos[1]);
 }
 
+TEST_CASE("attention: the projection of packed rows, blank ones once per position, changes no bit") {
+    Rng rng = nn::rng_new(12);
+    for (int D : {64, 40}) {  // 64: the default's whole tiles; 40: ragged edges
+        const int B = 5, rows = B * N;
+        Model m = init_model(rng, D, 24, Pos::sinusoidal);
+        m.be = random_vec(rng, D, -0.3f, 0.3f);
+        m.bqkv = random_vec(rng, size_t(3) * D, -0.3f, 0.3f);
+        std::vector<uint8_t> img = fake_images(rng, B);
+        for (int i = 0; i < IMG; ++i) img[3 * IMG + i] = 0;  // one image entirely black
+        std::vector<int> idx = {0, 1, 2, 3, 4};
+        std::vector<float> x(size_t(rows) * P), e(size_t(rows) * D);
+        std::vector<uint8_t> blank(rows);
+        patchify(img.data(), idx.data(), B, x.data(), blank.data());
+        long blanks = 0;
+        for (uint8_t b : blank) blanks += b;
+        REQUIRE(blanks > N);      // some positions blank in several images
+        REQUIRE(blanks < rows);   // and some tokens not blank
+        embed_forward(x.data(), blank.data(), m.We.data(), m.be.data(), m.pos.data(), e.data(), B, D);
+        const size_t n = size_t(rows) * 3 * D;
+        std::vector<float> full(n), packed(n, -1.0f), epack(size_t(rows) * D), qkvpack(n);
+        gemm_naive(rows, 3 * D, D, e.data(), D, 1, m.Wqkv.data(), 3 * D, full.data(), 3 * D, m.bqkv.data());
+        qkv_forward(e.data(), blank.data(), m.Wqkv.data(), m.bqkv.data(), packed.data(), epack.data(),
+                    qkvpack.data(), B, D);
+        CAPTURE(D);
+        CHECK(std::memcmp(full.data(), packed.data(), n * sizeof(float)) == 0);
+    }
+}
+
 // The finite-difference checks below use small sizes (D = 8 or 12, F = 12,
 // B = 2) so that every tile is a ragged edge and the whole file runs in well
 // under a second; the full-size tiles are covered by the GEMM test above.
