@@ -441,9 +441,20 @@ void gemm(int M, int Ncol, int K, const float* A, long rsa, long csa, const floa
 /// The kernel reads $B$ by rows, so where a product needs a transposed right
 /// factor ($KQ^\top$, $V\,dO^\top$, and the weights in the backward pass) we
 /// transpose it once: $O(KN)$ moves for $O(MKN)$ arithmetic.
+///
+/// Left to itself, GCC moves one float at a time here, a load and a store
+/// each: a transpose has no stride-1 side on both ends, and its cost model
+/// declines. With `#pragma omp simd` on the inner loop it collects 8 floats
+/// of a column of $X$ into one vector (8 loads, inserted lane by lane) and
+/// writes a row of $T$ with one store: 0.53 µs instead of 0.90 for the
+/// $49\times64$ transpose of $Q$, in both builds (a timing loop on one core).
+/// A copy moves numbers and computes none, so the bits cannot change.
 void transpose(const float* X, long ldx, int rows, int cols, float* T, long ldt) {
-    for (int c = 0; c < cols; ++c)
-        for (int r = 0; r < rows; ++r) T[long(c) * ldt + r] = X[long(r) * ldx + c];
+    for (int c = 0; c < cols; ++c) {
+        float* tc = T + long(c) * ldt;  // (rows)
+        #pragma omp simd
+        for (int r = 0; r < rows; ++r) tc[r] = X[long(r) * ldx + c];
+    }
 }
 
 /// Bias gradients are column sums, $\sum_r X_{rc}$: stride-1 rows added into
