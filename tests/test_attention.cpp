@@ -509,9 +509,9 @@ TEST_CASE("attention: one SGD step gives the same bits with 1, 2, 3 and 4 thread
     for (int threads : {1, 2, 3, 4}) {
         nn::set_threads(threads);
         Model m = m0;
-        Acts s = make_acts(B, D, F);
+        std::vector<Acts> scratch = make_scratch(D, F);
         std::vector<Work> work = make_work(groups_of(B), D, F);
-        const StepResult r = train_step(m, tensors(m), s, work, data, index.data(), B, 0.5f);
+        const StepResult r = train_step(m, tensors(m), scratch, work, data, index.data(), B, 0.5f);
         CAPTURE(threads);
         if (threads == 1) {
             first = m, r1 = r;
