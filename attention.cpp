@@ -551,7 +551,15 @@ View view(Acts& s, int b0) {
 /// $E = \mathrm{ReLU}(XW_e + \mathbf 1b_e^\top + \Pi)$, row by row: row $r$ of
 /// image token $t$ starts from $b_e + \Pi_t$ (in the original's order) and
 /// adds $x_{rj}$ times row $j$ of $W_e$ for $j = 0..15$, a chain of FMAs per
-/// element held in registers `NR` columns (two vectors) at a time.
+/// element. The loop over the columns $d$ is the vector loop, and each
+/// vector of 8 (or 16) columns runs its whole chain of 16 FMAs in one
+/// register before it is stored; the 16 pixels sit in registers, broadcast,
+/// for the whole row. The vectors of a row are independent, so the
+/// processor overlaps their chains. The version before walked the row two
+/// vectors at a time with the $j$ loop outside, and GCC kept its
+/// accumulators on the stack: a store and a load inside every chain, 7.8 µs
+/// per group of 8 images where this takes 5.9 µs (AVX2, one core, a timing
+/// loop over one group of MNIST images).
 ///
 /// **Blank patches.** When all 16 pixels are zero, every FMA adds
 /// $0\cdot w = \pm0$, which leaves a number unchanged, so skipping them gives
@@ -563,18 +571,21 @@ void embed_forward(const float* x, const uint8_t* blank, const float* We, const 
     for (long r = 0; r < long(B) * N; ++r) {
         const float* pt = pos + (r % N) * D;
         float* er = e + r * D;  // (D)
-        for (int d0 = 0; d0 < D; d0 += NR) {
-            const int w = std::min(NR, D - d0);
-            float acc[NR];
-            for (int d = 0; d < w; ++d) acc[d] = be[d0 + d] + pt[d0 + d];
-            if (!blank[r])
-                for (int j = 0; j < P; ++j) {
-                    const float xj = x[r * P + j];
-                    const float* wj = We + long(j) * D + d0;
-                    #pragma omp simd
-                    for (int d = 0; d < w; ++d) acc[d] = std::fma(xj, wj[d], acc[d]);
-                }
-            for (int d = 0; d < w; ++d) er[d0 + d] = acc[d] > 0.0f ? acc[d] : 0.0f;
+        if (blank[r]) {
+            #pragma omp simd
+            for (int d = 0; d < D; ++d) {
+                const float u = be[d] + pt[d];
+                er[d] = u > 0.0f ? u : 0.0f;
+            }
+            continue;
+        }
+        float xr[P];  // the row's pixels, one register each once broadcast
+        for (int j = 0; j < P; ++j) xr[j] = x[r * P + j];
+        #pragma omp simd
+        for (int d = 0; d < D; ++d) {
+            float u = be[d] + pt[d];
+            for (int j = 0; j < P; ++j) u = std::fma(xr[j], We[long(j) * D + d], u);
+            er[d] = u > 0.0f ? u : 0.0f;
         }
     }
 }
