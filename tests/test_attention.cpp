@@ -320,8 +320,10 @@ TEST_CASE("attention: feed-forward backward equals central differences") {
         db1(F), dW2(size_t(F) * D), db2(D);
     ff_forward(o.data(), W1.data(), b1.data(), W2.data(), b2.data(), h.data(), hbar.data(), m.data(), B, D, F);
     const std::vector<float> mask = h;
-    ff_backward(o.data(), h.data(), hbar.data(), dM.data(), W1.data(), W2.data(), W1t.data(), W2t.data(),
-                dhbar.data(), du.data(), dout.data(), dW1.data(), db1.data(), dW2.data(), db2.data(), B, D, F);
+    transpose(W1.data(), F, D, F, W1t.data(), D);
+    transpose(W2.data(), D, F, D, W2t.data(), F);
+    ff_backward(o.data(), h.data(), hbar.data(), dM.data(), W1t.data(), W2t.data(), dhbar.data(), du.data(),
+                dout.data(), dW1.data(), db1.data(), dW2.data(), db2.data(), B, D, F);
     auto f = [&] {
         ff_forward(o.data(), W1.data(), b1.data(), W2.data(), b2.data(), h.data(), hbar.data(), m.data(), B, D, F);
         return dot(dM, m.data());
@@ -389,7 +391,8 @@ TEST_CASE("attention: projection backward equals central differences") {
                        bias = random_vec(rng, 3 * D), dQKV = random_vec(rng, size_t(rows) * 3 * D);
     std::vector<float> qkv(size_t(rows) * 3 * D), Wt(size_t(3) * D * D), de(size_t(rows) * D), dW(W.size()),
         db(bias.size());
-    qkv_backward(e.data(), dQKV.data(), W.data(), Wt.data(), de.data(), dW.data(), db.data(), B, D);
+    transpose(W.data(), 3 * D, D, 3 * D, Wt.data(), D);
+    qkv_backward(e.data(), dQKV.data(), Wt.data(), de.data(), dW.data(), db.data(), B, D);
     auto f = [&] {
         gemm(rows, 3 * D, D, e.data(), D, 1, W.data(), 3 * D, qkv.data(), 3 * D, bias.data());
         return dot(dQKV, qkv.data());
@@ -468,7 +471,9 @@ TEST_CASE("attention: whole-model gradient equals central differences of the los
     forward(m, v, B);
     xent(v.p, labels, v.dz, B, B);
     const std::vector<float> mask_e = s.e, mask_h = s.h;  // the ReLU patterns at the point of expansion
-    backward(m, v, B, work[0]);
+    Transposed wt = make_transposed(D, F);
+    transpose_weights(m, wt);
+    backward(m, wt, v, B, work[0]);
     auto f = [&] {
         forward(m, v, B);
         return xent(v.p, labels, v.dz, B, B) / B;
@@ -511,7 +516,8 @@ TEST_CASE("attention: one SGD step gives the same bits with 1, 2, 3 and 4 thread
         Model m = m0;
         std::vector<Acts> scratch = make_scratch(D, F);
         std::vector<Work> work = make_work(groups_of(B), D, F);
-        const StepResult r = train_step(m, tensors(m), scratch, work, data, index.data(), B, 0.5f);
+        Transposed wt = make_transposed(D, F);
+        const StepResult r = train_step(m, tensors(m), wt, scratch, work, data, index.data(), B, 0.5f);
         CAPTURE(threads);
         if (threads == 1) {
             first = m, r1 = r;
