@@ -1039,11 +1039,23 @@ void qkv_backward(const float* e, const float* dqkv, const float* Wqkvt, float* 
 /// $d\Pi_t = \sum_b dU_{bN+t,:}$. There is no $dX$: the pixels are not learned.
 /// Blank rows contribute nothing to $dW_e$ ($x = 0$) and are skipped, the same
 /// bits for the reason given in the forward pass. `de` is masked in place.
+///
+/// $dW_e$ is $16\times D$ numbers, too many for registers, so each row's
+/// FMAs load and store the whole of it: a store per FMA. The non-blank rows
+/// are therefore taken four at a time: each element of $dW_e$ is loaded
+/// once, gets the four rows' FMAs in row order, and is stored once. Every
+/// element is the same chain in the same order as one row at a time (the
+/// rows are masked before they are used, as before); the leftover rows of a
+/// group, fewer than four, go one at a time. One group of 8 images: 10.0 µs
+/// before, 7.2 µs after (AVX2; AVX-512: 8.9 and 6.0 µs; one core, a timing
+/// loop over one group of MNIST images).
 void embed_backward(const float* x, const uint8_t* blank, const float* e, float* de, float* dWe, float* dbe,
                     float* dpos, int B, int D) {
     const long rows = long(B) * N;
     for (int i = 0; i < P * D; ++i) dWe[i] = 0.0f;
     for (int i = 0; i < N * D; ++i) dpos[i] = 0.0f;
+    long ready[4];  // non-blank rows masked and waiting for their dWe FMAs, in row order
+    int waiting = 0;
     for (long r = 0; r < rows; ++r) {  // row r = b N + t, in order: every sum below runs over b in order
         const float* er = e + r * D;
         float* g = de + r * D;
@@ -1053,9 +1065,24 @@ void embed_backward(const float* x, const uint8_t* blank, const float* e, float*
             g[d] = er[d] > 0.0f ? g[d] : 0.0f;  // dU
             pt[d] += g[d];
         }
-        if (blank[r]) continue;
+        if (!blank[r]) ready[waiting++] = r;
+        if (waiting < 4) continue;
+        const float *g0 = de + ready[0] * D, *g1 = de + ready[1] * D, *g2 = de + ready[2] * D,
+                    *g3 = de + ready[3] * D;
         for (int j = 0; j < P; ++j) {
-            const float xj = x[r * P + j];
+            const float x0 = x[ready[0] * P + j], x1 = x[ready[1] * P + j], x2 = x[ready[2] * P + j],
+                        x3 = x[ready[3] * P + j];
+            float* w = dWe + long(j) * D;
+            #pragma omp simd
+            for (int d = 0; d < D; ++d)
+                w[d] = std::fma(x3, g3[d], std::fma(x2, g2[d], std::fma(x1, g1[d], std::fma(x0, g0[d], w[d]))));
+        }
+        waiting = 0;
+    }
+    for (int k = 0; k < waiting; ++k) {  // the last non-blank rows, fewer than four
+        const float* g = de + ready[k] * D;
+        for (int j = 0; j < P; ++j) {
+            const float xj = x[ready[k] * P + j];
             float* w = dWe + long(j) * D;
             #pragma omp simd
             for (int d = 0; d < D; ++d) w[d] = std::fma(xj, g[d], w[d]);
