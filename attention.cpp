@@ -615,7 +615,9 @@ void embed_forward(const float* x, const uint8_t* blank, const float* We, const 
 /// with AVX-512, and showed no gain there.
 /// `epack` $(BN, D)$ and `qkvpack` $(BN, 3D)$ are scratch: the forward pass
 /// lends them from the backward pass's $dE$ and $d[Q|K|V]$, not yet in use.
-void qkv_forward(const float* e, const uint8_t* blank, const float* Wqkv, const float* bqkv, float* qkv,
+/// Returns the number of rows multiplied, for the count of the work done
+/// (*Counting the work*).
+long qkv_forward(const float* e, const uint8_t* blank, const float* Wqkv, const float* bqkv, float* qkv,
                  float* epack, float* qkvpack, int B, int D) {
     const long rows = long(B) * N, ld = 3L * D;
     int slot[N];  // the packed row of position t's blank row, -1: no image of the group is blank there
@@ -636,6 +638,7 @@ void qkv_forward(const float* e, const uint8_t* blank, const float* Wqkv, const 
         const float* src = qkvpack + from * ld;
         std::copy(src, src + ld, qkv + r * ld);
     }
+    return packed;
 }
 
 /// ### Scaled dot-product attention
@@ -822,14 +825,17 @@ void head_forward(const float* m, const float* Wc, const float* bc, float* p, in
     }
 }
 
-/// The whole forward pass of $B$ images, input to output.
-void forward(const Model& m, const View& v, int B) {
+/// The whole forward pass of $B$ images, input to output. Returns the rows
+/// the projection multiplied.
+long forward(const Model& m, const View& v, int B) {
     const int D = m.D;
     embed_forward(v.x, v.blank, m.We.data(), m.be.data(), m.pos.data(), v.e, B, D);
-    qkv_forward(v.e, v.blank, m.Wqkv.data(), m.bqkv.data(), v.qkv, v.de, v.dqkv, B, D);  // de, dqkv: scratch
+    const long projected =
+        qkv_forward(v.e, v.blank, m.Wqkv.data(), m.bqkv.data(), v.qkv, v.de, v.dqkv, B, D);  // de, dqkv: scratch
     attention_forward(v.qkv, v.tp, v.at, v.o, B, D);
     ff_forward(v.o, m.W1.data(), m.b1.data(), m.W2.data(), m.b2.data(), v.h, v.hbar, v.m, B, D, m.F);
     head_forward(v.m, m.Wc.data(), m.bc.data(), v.p, B, D);
+    return projected;
 }
 
 /// ## The loss
@@ -1119,7 +1125,7 @@ struct Work {
     Model g;
     std::vector<float*> grads;  // the tensors of g, in file order
     double loss = 0;
-    long nonblank = 0;
+    long nonblank = 0, projected = 0;
 };
 
 /// Images per group: a batch of $B$ is cut into $\lceil B/8\rceil$ groups.
@@ -1194,7 +1200,8 @@ void backward(const Model& m, const Transposed& t, const View& v, int B, Work& w
 /// beat `--threads 2`.
 struct StepResult {
     double loss = 0;    // summed over the batch's images
-    long nonblank = 0;  // patches that were not all black
+    long nonblank = 0;   // patches that were not all black
+    long projected = 0;  // rows the projection multiplied
 };
 
 StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, Transposed& wt,
@@ -1211,14 +1218,15 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
         const View v = view(s, 0);
         patchify(data.pixels.data(), index + b0, b1 - b0, v.x, v.blank);
         for (int b = b0; b < b1; ++b) s.labels[b - b0] = data.y[index[b]];
-        forward(m, v, b1 - b0);
+        w.projected = forward(m, v, b1 - b0);
         w.loss = xent(v.p, s.labels.data(), v.dz, b1 - b0, B);
         backward(m, wt, v, b1 - b0, w);
         w.nonblank = 0;
         for (long r = 0; r < long(b1 - b0) * N; ++r) w.nonblank += !v.blank[r];
     }
     StepResult res;
-    for (int grp = 0; grp < G; ++grp) res.loss += work[grp].loss, res.nonblank += work[grp].nonblank;
+    for (int grp = 0; grp < G; ++grp)
+        res.loss += work[grp].loss, res.nonblank += work[grp].nonblank, res.projected += work[grp].projected;
     if (!std::isfinite(res.loss)) return res;
     // Group 0's copy collects the others, one group at a time (a stride-1
     // loop the compiler vectorises). The loops over i have the same length
@@ -1245,19 +1253,22 @@ StepResult train_step(Model& m, const std::vector<std::vector<float>*>& params, 
 /// The `gflop` of the final line counts the floating-point operations of the
 /// matrix products this program executes (a multiply-add is 2): blank
 /// patches' embeddings excluded, the padding of $S^\top$ and $dA^\top$ to 64
-/// columns included, the second feed-forward layer once per image. That is the
-/// work the machine did: 8.3 MFLOP for an image without blank patches, 8.2
-/// on average over MNIST, 3.93 TFLOP for eight epochs (the per-token model as
+/// columns included, the second feed-forward layer once per image, and the
+/// projection's forward product only for the `projected` rows it multiplies
+/// (about half of them: *Queries, keys and values*). That is the work the
+/// machine does: 8.3 MFLOP for an image without blank patches, 7.6 on
+/// average over MNIST, 3.63 TFLOP for eight epochs (the per-token model as
 /// written would be 10.5 MFLOP and 5.03 TFLOP). The element-wise work (ReLU,
-/// softmax, pooling, SGD) is about 1% more and not counted.
-/// The projection's shortcut for blank rows (see *Queries, keys and values*)
-/// is not subtracted: it saves about 0.6 MFLOP per image, and the count stays
-/// the one every earlier figure of this chapter and the README was made with.
-double batch_flops(int B, int D, int F, long nonblank) {
+/// softmax, pooling, SGD) is about 1% more and not counted. Before the
+/// projection skipped rows, the same count gave 8.2 MFLOP on average and 3.93
+/// TFLOP: the tables of 2026-11-25 below were made with it, and it was then
+/// the work done.
+double batch_flops(int B, int D, int F, long nonblank, long projected) {
     const double rows = double(B) * N, n2 = double(N) * NPAD;
     double f = 0;
     f += 2.0 * nonblank * P * D * 2;                  // embedding, dWe
-    f += 2.0 * rows * D * 3 * D * 3;                  // Q K V, dWqkv, dE
+    f += 2.0 * projected * D * 3 * D;                 // Q K V, the packed rows only
+    f += 2.0 * rows * D * 3 * D * 2;                  // dWqkv, dE
     f += 2.0 * B * (n2 * D + double(N) * N * D) * 2;  // S^T, AV; dA^T, dV (S^T and dA^T padded)
     f += 2.0 * B * 2.0 * N * N * D;                   // dQ, dK
     f += 2.0 * rows * D * F * 3;                      // FF1: U, dW1, dO
@@ -1396,9 +1407,10 @@ double batch_flops(int B, int D, int F, long nonblank) {
 ///   uniform at first (the largest weight of a row of $A$ is 0.030 on average;
 ///   uniform would be $1/49 = 0.020$), so every token averages nearly the same
 ///   values and the image's 49 outputs look alike. After 500 steps at 0.01 that
-///   number is still 0.035 and the loss 2.27; at 0.1 it is 0.39 and the loss
-///   1.60: the head has learned where to look, and the loss falls with it.
-///   (`docs/data/attention/plateau_probe.cpp` prints these numbers.)
+///   number is still 0.035 and the loss 2.27; at 0.1 it is 0.40 and the loss
+///   1.63: the head has learned where to look, and the loss falls with it.
+///   (`docs/data/attention/plateau_probe.cpp` prints these numbers, with
+///   today's grouping of the batch.)
 /// - **More epochs are a poor substitute**: twice the cost buys about one
 ///   point, and the last epoch is not even the best one.
 /// - **A large constant rate is noisy.** Validation accuracy jumps around from
@@ -1407,7 +1419,7 @@ double batch_flops(int B, int D, int F, long nonblank) {
 ///   happens to land.
 /// - **There is a cliff.** At 0.5 the network never leaves the plateau: within
 ///   100 steps the feed-forward's ReLUs output zero for all or nearly all
-///   tokens (for 99% of them at step 500), $Y$ is the constant $b_2$, nothing
+///   tokens (for 98% of them at step 500), $Y$ is the constant $b_2$, nothing
 ///   below receives a gradient, and the loss stays at $\ln 10$.
 ///
 /// Hence the default: a **half-cosine decay** from a peak of $\eta_{\max} = 0.1$
@@ -1555,7 +1567,7 @@ TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n,
             ++steps_done;
             if (cfg.steps >= 0) std::printf("Step %ld | loss=%.9g\n", steps_done, step.loss / B);
             total += step.loss;
-            res.flops += batch_flops(B, m.D, m.F, step.nonblank);
+            res.flops += batch_flops(B, m.D, m.F, step.nonblank, step.projected);
             nn::progress_update(progress, epoch + 1, long(start + B), train_n, total);
         }
         nn::progress_end(progress);

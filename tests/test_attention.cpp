@@ -279,10 +279,20 @@ TEST_CASE("attention: the projection of packed rows, blank ones once per positio
         const size_t n = size_t(rows) * 3 * D;
         std::vector<float> full(n), packed(n, -1.0f), epack(size_t(rows) * D), qkvpack(n);
         gemm_naive(rows, 3 * D, D, e.data(), D, 1, m.Wqkv.data(), 3 * D, full.data(), 3 * D, m.bqkv.data());
-        qkv_forward(e.data(), blank.data(), m.Wqkv.data(), m.bqkv.data(), packed.data(), epack.data(),
-                    qkvpack.data(), B, D);
+        const long multiplied = qkv_forward(e.data(), blank.data(), m.Wqkv.data(), m.bqkv.data(), packed.data(),
+                                            epack.data(), qkvpack.data(), B, D);
         CAPTURE(D);
         CHECK(std::memcmp(full.data(), packed.data(), n * sizeof(float)) == 0);
+        // The rows it reports multiplied: every non-blank token, and one per
+        // position that is blank in some image.
+        long expected = rows - blanks;
+        for (int t = 0; t < N; ++t) {
+            bool some = false;
+            for (int b = 0; b < B; ++b) some = some || blank[size_t(b) * N + t];
+            expected += some;
+        }
+        CHECK(multiplied == expected);
+        CHECK(multiplied < rows);
     }
 }
 
@@ -522,10 +532,12 @@ TEST_CASE("attention: one SGD step gives the same bits with 1, 2, 3 and 4 thread
         if (threads == 1) {
             first = m, r1 = r;
             CHECK(r.nonblank > 0);
+            CHECK(r.projected > 0);
             continue;
         }
         CHECK(r.loss == r1.loss);
         CHECK(r.nonblank == r1.nonblank);
+        CHECK(r.projected == r1.projected);
         const std::vector<std::vector<float>*> t1 = tensors(first), t = tensors(m);
         for (size_t k = 0; k < t.size(); ++k) CHECK(*t[k] == *t1[k]);
     }
@@ -543,10 +555,12 @@ TEST_CASE("attention: the FLOP count is the chapter's: 10.5 MFLOP per image as w
     // Executed: the second layer once per image instead of per token, two
     // 49-column products padded to 64.
     const double saved = 3 * 2.0 * (N - 1) * F * D, padding = 2 * 2.0 * N * (NPAD - N) * D;
-    CHECK(batch_flops(1, D, F, N) == doctest::Approx(written - saved + padding).epsilon(1e-12));
-    CHECK(batch_flops(1, D, F, N) / 1e6 == doctest::Approx(8.3).epsilon(0.01));
+    CHECK(batch_flops(1, D, F, N, N) == doctest::Approx(written - saved + padding).epsilon(1e-12));
+    CHECK(batch_flops(1, D, F, N, N) / 1e6 == doctest::Approx(8.3).epsilon(0.01));
     // Each blank patch saves its embedding and its dWe row.
-    CHECK(batch_flops(1, D, F, N) - batch_flops(1, D, F, N - 10) == doctest::Approx(10 * 2.0 * 2 * P * D));
+    CHECK(batch_flops(1, D, F, N, N) - batch_flops(1, D, F, N - 10, N) == doctest::Approx(10 * 2.0 * 2 * P * D));
+    // Each row the projection shares saves that row's forward product.
+    CHECK(batch_flops(1, D, F, N, N) - batch_flops(1, D, F, N, N - 10) == doctest::Approx(10 * 2.0 * D * 3 * D));
     Model m = zero_model(D, F);
     CHECK(param_count(m) == 33930);
 }

@@ -17,16 +17,25 @@ int main() {
     for (float lr : {0.01f, 0.1f, 0.5f}) {
         Rng rng = nn::rng_new(1);
         Model m = init_model(rng, 64, 128, Pos::sinusoidal);
-        Acts s = make_acts(32, 64, 128);
-        std::vector<Work> work = make_work(1, 64, 128);
+        Acts s = make_acts(32, 64, 128);  // one whole batch's activations, for the statistics
+        std::vector<Acts> scratch = make_scratch(64, 128);
+        std::vector<Work> work = make_work(groups_of(32), 64, 128);
+        Transposed wt = make_transposed(64, 128);
         std::vector<int> index(54000);
         for (int i = 0; i < 54000; ++i) index[i] = i;
         nn::shuffle(rng, index);
         const std::vector<std::vector<float>*> params = tensors(m);
         double loss = 0;
         for (int step = 0; step < 500; ++step) {
-            loss += train_step(m, params, s, work, train, index.data() + step * 32, 32, lr).loss;
-            if ((step + 1) % 100 != 0) continue;
+            const int* batch = index.data() + step * 32;
+            const bool report = (step + 1) % 100 == 0;
+            if (report) {  // this step's forward pass, before its update, whole batch at once
+                const View v = view(s, 0);
+                patchify(train.pixels.data(), batch, 32, v.x, v.blank);
+                forward(m, v, 32);
+            }
+            loss += train_step(m, params, wt, scratch, work, train, batch, 32, lr).loss;
+            if (!report) continue;
             long zero_e = 0, zero_h = 0;
             for (float v : s.e) zero_e += v == 0.0f;
             for (float v : s.h) zero_h += v == 0.0f;
