@@ -1583,16 +1583,12 @@ TrainResult train(Model& m, Config cfg, const nn::Split& train_set, int train_n,
         std::fflush(stdout);
         nn::log_epoch(log, epoch + 1, float(avg), float(secs), val_acc / 100);
         if (cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch + 1, val_acc / 100)) best = m;
-        if (nn::should_stop(cfg.stop)) {
-            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
-            break;
-        }
+        if (nn::stop_now(cfg.stop)) break;
     }
     if (cfg.stop.patience > 0) {
         m = best;
         res.test_acc = -1;
-        std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
-                    100 * cfg.stop.best);
+        nn::say_best(cfg.stop, "val_acc=");
     }
     return res;
 }

@@ -669,15 +669,11 @@ double train(Cnn& m, const nn::Split& train_set, const nn::Split& val, Config cf
         if (better) best = m;
         if (!cfg.save.empty() && (cfg.stop.patience == 0 || better)) nn::save_model(cfg.save, "cnn", tensors(m));
         if (step == cfg.steps) break;  // --steps N: saved after N steps (N = 0: the initial model)
-        if (nn::should_stop(cfg.stop)) {
-            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
-            break;
-        }
+        if (nn::stop_now(cfg.stop)) break;
     }
     if (cfg.stop.patience > 0) {
         m = best;
-        std::printf("Best epoch: %d (val_acc=%.2f%%), its parameters kept\n", cfg.stop.best_epoch,
-                    100 * cfg.stop.best);
+        nn::say_best(cfg.stop, "val_acc=");
     }
     return total_secs;
 }

@@ -817,6 +817,20 @@ inline bool improved(EarlyStop& e, int epoch, double val_accuracy) {
 
 inline bool should_stop(const EarlyStop& e) { return e.patience > 0 && e.waited >= e.patience; }
 
+/// The end of an epoch in every MNIST program: true when training ends here,
+/// after saying why.
+inline bool stop_now(const EarlyStop& e) {
+    if (!should_stop(e)) return false;
+    std::printf("Early stop: no validation gain in %d epochs\n", e.patience);
+    return true;
+}
+
+/// After training with `--patience`: which epoch's parameters were kept.
+/// `val` names the validation accuracy as the program's epoch lines do.
+inline void say_best(const EarlyStop& e, const char* val) {
+    std::printf("Best epoch: %d (%s%.2f%%), its parameters kept\n", e.best_epoch, val, 100 * e.best);
+}
+
 /// The flags of this section, the same in every MNIST program.
 inline void add_validation_flags(std::vector<Flag>& flags, Schedule& s, int& val, EarlyStop& e) {
     flags.push_back({.name = "--schedule", .help = "learning rate: constant, cosine, step or exponential",

@@ -1190,14 +1190,11 @@ TrainStats train(Net& net, const nn::Split& data, const nn::Split& val, Config c
         std::fflush(stdout);
         nn::log_epoch(log, epoch + 1, mean, secs, val_acc);
         if (cfg.stop.patience > 0 && nn::improved(cfg.stop, epoch + 1, val_acc)) best = net;
-        if (nn::should_stop(cfg.stop)) {
-            std::printf("Early stop: no validation gain in %d epochs\n", cfg.stop.patience);
-            break;
-        }
+        if (nn::stop_now(cfg.stop)) break;
     }
     if (cfg.stop.patience > 0) {
         net = best;
-        std::printf("Best epoch: %d (val %.2f%%), its parameters kept\n", cfg.stop.best_epoch, 100 * cfg.stop.best);
+        nn::say_best(cfg.stop, "val ");
     }
     return stats;
 }
