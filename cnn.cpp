@@ -525,7 +525,8 @@ void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g
 /// GCC that this is the loop to vectorise: left to itself, GCC 12 vectorised
 /// across the classes instead, four lanes wide, and the update took ten times
 /// as long. Each sum still runs over the samples in order, so the bits do
-/// not depend on the chunk, on `CB` or on the threads. The update must run
+/// not depend on the chunk, on `CB` or on the threads (the test runs every
+/// target's `CB` against the plain sums). The update must run
 /// after `fc_input_grad`, which needs the weights before this update.
 ///
 /// It is called from inside the training step's parallel region: `omp for`
@@ -535,7 +536,9 @@ void conv_grad(const float* xd, const int* route, const float* gp, float* conv_g
 /// work is the 98 chunks and a last item: the bias gradients (ten sums over
 /// the batch) and the convolution's update (80 sums over the batch, in sample
 /// order), small enough to go with a chunk.
-void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
+template <int CB>
+void fc_backward_update_tiled(Cnn& m, const Batch& t, int B, float lr) {
+    static_assert(CLASSES % CB == 0);
     constexpr int CHUNKS = FC_IN / HALF;  // 98 chunks of 16 features
 #pragma omp for schedule(static) nowait
     for (int ch = 0; ch <= CHUNKS; ++ch) {
@@ -554,24 +557,26 @@ void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) {
             continue;
         }
         const int i0 = ch * HALF;
-        for (int j0 = 0; j0 < CLASSES; j0 += FC_CB) {
-            float g[FC_CB * HALF] = {};  // class j0+j's gradients of features i0.. at [j*HALF, (j+1)*HALF)
+        for (int j0 = 0; j0 < CLASSES; j0 += CB) {
+            float g[CB * HALF] = {};  // class j0+j's gradients of features i0.. at [j*HALF, (j+1)*HALF)
             for (int b = 0; b < B; ++b) {
                 const float* p = &t.pooled[size_t(b) * FC_IN + i0];
                 const float* d = &t.delta[b * CLASSES + j0];
-                for (int j = 0; j < FC_CB; ++j) {
+                for (int j = 0; j < CB; ++j) {
                     const float dj = d[j];
 #pragma omp simd
                     for (int i = 0; i < HALF; ++i) g[j * HALF + i] = std::fma(dj, p[i], g[j * HALF + i]);
                 }
             }
-            for (int j = 0; j < FC_CB; ++j) {
+            for (int j = 0; j < CB; ++j) {
                 float* w = &m.fc_w[(j0 + j) * FC_IN + i0];
                 for (int i = 0; i < HALF; ++i) w[i] -= lr * g[j * HALF + i];
             }
         }
     }
 }
+
+void fc_backward_update(Cnn& m, const Batch& t, int B, float lr) { fc_backward_update_tiled<FC_CB>(m, t, B, lr); }
 
 /// ### One training step
 ///
