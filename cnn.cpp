@@ -461,9 +461,9 @@ void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* 
             const float* gr = &gp[c * PH * PW + py * PW];
             const int* r = &route[(c * PH + py) * HALF];
             for (int k = 0; k < HALF; ++k) {
-                g[py][k] = gr[k] * float((r[k] | r[k] >> 1 | r[k] >> 2 | r[k] >> 3) & 1);  // r[k] != 0
+                g[py][k] = r[k] != 0 ? gr[k] : 0.0f;  // (a +0 where gr * 0 was -0: no sum can tell)
                 gb[k] += g[py][k];
-                bottom[py][k] = (r[k] & 12) != 0;  // winner 2 or 3
+                bottom[py][k] = r[k] >= 4;         // winner 2 or 3 (r = 4 or 8)
                 right[py][k] = (r[k] & 10) != 0;   // winner 1 or 3
             }
         }
