@@ -174,11 +174,12 @@ Cnn init_cnn(Rng& rng) {
 /// matters where that max is positive, and there the first $z$ equal to it
 /// is the first activation equal to it, so the route is the same too. (Where
 /// all four are $\le 0$ the pooled value is a zero, which may now carry the
-/// other sign: no sum can tell, as every sum it enters starts at $+0$.) Four
-/// ReLUs per block were a compare and a blend each, and each comparison with
-/// the max had to look at activations; this way the pooling costs about half
-/// as many vector instructions, and the whole function went from 1.83 to
-/// 1.40 µs per sample (AVX2, one thread, in a kernel loop).
+/// other sign: no sum can tell, as every sum it enters starts at $+0$.) GCC
+/// turns each `std::max` into a compare and a blend (it keeps the rule of
+/// `std::max` for NaN and for the sign of zero), so four ReLUs per block were
+/// eight vector instructions per vector of blocks; now there are two, and
+/// the whole function went from 1.83 to 1.40 µs per sample (AVX2, one thread,
+/// in a loop over one batch's samples, not a whole run).
 ///
 /// One sample at a time: `xd` (31, 32) in; out: `pooled` (C, 14, 14), and
 /// `route` (C, 14, 16), what the backward pass needs to know about each
