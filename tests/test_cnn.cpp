@@ -100,6 +100,52 @@ TEST_CASE("cnn: the fused forward pass equals the plain reference") {
     }
 }
 
+TEST_CASE("cnn: the fused forward pass gives the bits of a plain float convolution, ReLU, then pooling") {
+    // The definition in float, in the order the chapter gives: each z the bias,
+    // then the taps in order (u, v), one fma each; every activation through
+    // ReLU; the largest of a block's four; the winner the first equal to it.
+    // The fused kernel takes the max before the ReLU: the pooled values must be
+    // equal (==, a zero of either sign) and the routes identical. Biases of
+    // both signs give blocks with the ReLU off and winners at all four places.
+    nn::Split d = random_split(4, 61);
+    nn::Rng r = nn::rng_new(62);
+    Cnn m = init_cnn(r);
+    int winners[16] = {}, wrong_pooled = 0, wrong_route = 0;
+    for (int s = 0; s < d.n; ++s) {
+        for (float& b : m.conv_b) b = nn::uniform_f32(r, -0.3f, 0.3f);
+        const uint8_t* px = &d.pixels[size_t(s) * H * W];
+        auto in = [&](int y, int x) {  // the framed image: (y, x) of the frame is pixel (y-1, x-1)
+            return y < 1 || y > H || x < 1 || x > W ? 0.0f : nn::pixel(px[(y - 1) * W + x - 1]);
+        };
+        std::vector<float> xd(XD_SIZE), pooled(FC_IN);
+        std::vector<int> route(ROUTE);
+        split_pad_image(px, xd.data());
+        conv_relu_pool(m, xd.data(), pooled.data(), route.data());
+        for (int c = 0; c < C; ++c)
+            for (int py = 0; py < PH; ++py)
+                for (int j = 0; j < PW; ++j) {
+                    float a[4];
+                    for (int dd = 0; dd < 4; ++dd) {
+                        const int y = 2 * py + dd / 2, x = 2 * j + dd % 2;
+                        float z = m.conv_b[c];
+                        for (int u = 0; u < K; ++u)
+                            for (int v = 0; v < K; ++v) z = std::fma(m.conv_w[c * K * K + u * K + v], in(y + u, x + v), z);
+                        a[dd] = std::max(z, 0.0f);
+                    }
+                    const float best = std::max(std::max(a[0], a[1]), std::max(a[2], a[3]));
+                    int which = 0;
+                    while (a[which] != best) ++which;
+                    const int want = best > 0.0f ? 1 << which : 0;
+                    ++winners[want];
+                    wrong_pooled += pooled[c * PH * PW + py * PW + j] != best;
+                    wrong_route += route[(c * PH + py) * HALF + j] != want;
+                }
+    }
+    CHECK(wrong_pooled == 0);
+    CHECK(wrong_route == 0);
+    for (int v : {0, 1, 2, 4, 8}) CHECK(winners[v] > 0);
+}
+
 TEST_CASE("cnn: the linear layer gives the same bits with every target's classes per pass") {
     // The definition the chapter gives: 16 partial sums per class, feature i
     // into sum i % 16 in increasing i, then the 16 added in order, then the
@@ -128,6 +174,53 @@ TEST_CASE("cnn: the linear layer gives the same bits with every target's classes
     CHECK(std::memcmp(got2, want, sizeof want) == 0);
     CHECK(std::memcmp(got, want, sizeof want) == 0);
     CHECK((FC_CB == 10 || FC_CB == 5 || FC_CB == 2));
+}
+
+TEST_CASE("cnn: the linear layer's update gives the same bits with every target's classes per pass") {
+    // The definition: each weight's gradient a sum over the batch in sample
+    // order, one fma per sample from 0, then W -= lr * g; the biases and the
+    // convolution's parameters: sums over the batch in sample order, then the
+    // same step. Every target's classes per pass (10, 5, 2) must give exactly
+    // that, for a batch that is not a multiple of anything.
+    nn::Rng r = nn::rng_new(51);
+    Cnn m = init_cnn(r);
+    for (float& b : m.fc_b) b = nn::uniform_f32(r, -0.5f, 0.5f);
+    const int B = 7;
+    const float lr = 0.3f;
+    Batch t = make_batch(B);
+    for (float& v : t.pooled) v = nn::uniform_f32(r, 0.0f, 2.0f);
+    for (float& v : t.delta) v = nn::uniform_f32(r, -0.1f, 0.1f);
+    for (float& v : t.conv_g) v = nn::uniform_f32(r, -1.0f, 1.0f);
+    Cnn want = m;
+    for (int j = 0; j < CLASSES; ++j) {
+        for (int i = 0; i < FC_IN; ++i) {
+            float g = 0.0f;
+            for (int b = 0; b < B; ++b) g = std::fma(t.delta[b * CLASSES + j], t.pooled[size_t(b) * FC_IN + i], g);
+            want.fc_w[j * FC_IN + i] -= lr * g;
+        }
+        float gb = 0.0f;
+        for (int b = 0; b < B; ++b) gb += t.delta[b * CLASSES + j];
+        want.fc_b[j] -= lr * gb;
+    }
+    for (int k = 0; k < C * K * K + C; ++k) {
+        float g = 0.0f;
+        for (int b = 0; b < B; ++b) g += t.conv_g[size_t(b) * (C * K * K + C) + k];
+        (k < C * K * K ? want.conv_w[k] : want.conv_b[k - C * K * K]) -= lr * g;
+    }
+    auto same = [](const Cnn& a, const Cnn& b) {
+        return a.fc_w == b.fc_w && a.fc_b == b.fc_b && a.conv_w == b.conv_w && a.conv_b == b.conv_b &&
+               std::memcmp(a.fc_w.data(), b.fc_w.data(), a.fc_w.size() * sizeof(float)) == 0;
+    };
+    Cnn got10 = m, got5 = m, got2 = m, got = m;
+    fc_backward_update_tiled<10>(got10, t, B, lr);  // outside a parallel region: all on this thread
+    fc_backward_update_tiled<5>(got5, t, B, lr);
+    fc_backward_update_tiled<2>(got2, t, B, lr);
+    fc_backward_update(got, t, B, lr);  // the build's
+    CHECK(same(got10, want));
+    CHECK(same(got5, want));
+    CHECK(same(got2, want));
+    CHECK(same(got, want));
+    CHECK(!same(m, want));
 }
 
 TEST_CASE("cnn: softmax cross-entropy gradient equals its central difference") {
