@@ -28,7 +28,7 @@
 /// | training | 5 epochs, lr 0.01 | 8 epochs, lr 0.01 (10% held out) | 8 epochs, lr 0.1 with cosine decay |
 /// | the original's test accuracy | 38.55% (published) | 91.08% published, 89.42% rebuilt here | |
 /// | this program's test accuracy | 36.64% | 91.21% (89.66% with 10% held out) | 95.99% (95.67–96.20, 3 seeds) |
-/// | training time on this machine | 6.5 s (original: 33.9 s on its author's) | 23.3 s (original: 588 s, PyTorch: 68 s) | 23.1 s |
+/// | training time, 2 cores of a Zen 5, AVX-512 / AVX2 build | 4.6–6.2 s / 2.2–4.0 s (original: 33.9 s on its author's) | 13.7–13.9 s / 22.9–28.4 s (original: 588 s on a Zen 4) | 13.7–14.9 s / 22.5–24.9 s (PyTorch peer: 70–83 s) |
 ///
 /// The middle column shows the puzzle this chapter starts from: the newest
 /// version's architecture is said to reach 91%, but its own code, rebuilt and
@@ -39,7 +39,7 @@
 /// ten times larger at its peak and decayed to zero along a cosine (see *The
 /// learning-rate schedule*). Same model, same eight epochs, same cost; 96%.
 ///
-///     make && ./attention        # the default: 23 s of training on two cores, 96%
+///     make && ./attention        # the default: 14 to 25 s of training on two cores, 96%
 ///     ./attention --schedule constant --lr 0.01                  # the newest original
 ///     ./attention --d-model 16 --ff 32 --epochs 5 --pos random --schedule constant --lr 0.01   # the first
 ///     ./attention --attention-map attention_map.csv              # also write what it looks at
@@ -1285,9 +1285,9 @@ double batch_flops(int B, int D, int F, long nonblank, long projected) {
 /// idle: two cores of an AMD EPYC (Zen 4), whose fp32 FMA peak
 /// `tests/bench/peak.cpp` measured at 233 GFLOP/s just before and after every
 /// run. (On the Zen 5 of 2026-12-01, whose 512-bit FMAs double that peak, the
-/// same run, with the changes described below, trains in 14.5 to 14.7 s, and
-/// the AVX2 build in 23.8 to 25.5 s at 72 to 74% of that build's peak: README,
-/// Results.)
+/// same run, with all the changes described below, trained in 13.7 to 13.9 s,
+/// and the AVX2 build in 22.9 to 28.4 s, at 57 to 72% of that build's peak
+/// with today's count of the work: README, Results.)
 ///
 /// | | training time | arithmetic | rate | of peak |
 /// |---|---|---|---|---|
@@ -1350,8 +1350,14 @@ double batch_flops(int B, int D, int F, long nonblank, long projected) {
 /// (loading and the test pass included), took 5.9 to 6.0 s of CPU time
 /// instead of 6.8 to 7.0 with AVX2, and 3.6 to 3.9 s instead of 4.1 to 4.2
 /// with AVX-512 (`--epochs 1 --threads 1`, new and old interleaved, three
-/// times each, on a busy machine). [Coordinator: the idle bench figures of
-/// this version go here.]
+/// times each, on a busy machine). On the idle machine that evening, `make
+/// bench MARCH=x86-64-v3` timed the default run's training at 22.5 to 24.9 s
+/// in three sittings (65 to 73% of the AVX2 peak, counting the work as
+/// *Counting the work* does now; the whole process 23.7 to 26.3 s), where the
+/// morning's version had taken 23.5 to 26.0 s. The bench's sittings vary by
+/// about 10% on this shared machine, more than a one-thread A/B on one
+/// process does; the PyTorch peer, in the same sittings, took 69.7 to 80.9 s,
+/// 2.7 to 3.4 times our whole process.
 ///
 /// A caution about these numbers: the machine's two cores are shared with
 /// other users, and with another program running the same epoch takes from
@@ -1698,7 +1704,7 @@ void write_predictions(const std::string& path, const nn::Split& data, const std
 /// images out, and then one `RESULT` line for `make bench`:
 ///
 ///     RESULT model=attention epochs=8 batch=32 lr=0.1 schedule=cosine d_model=64 ff=128 pos=sinusoidal
-///            threads=2 seed=1 train_s=... acc=96.26 gflop=5059.7
+///            threads=2 seed=1 train_s=... acc=96.20 gflop=3631.7
 ///
 /// (one line in reality). `train_s` sums the epochs' training time (shuffling,
 /// patches, forward, backward, update; not the evaluation), `gflop` is the

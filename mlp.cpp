@@ -35,9 +35,10 @@
 ///
 /// Both builds compute the same network; they differ only in the order in
 /// which some sums are added up. On this project's two-core machine the
-/// built-in build trains in about 3 seconds and the BLAS build in 7 to 9,
-/// where the PyTorch peer, which also calls OpenBLAS, needs 13 to 15 (the
-/// Zen 5 of 2026-12-01, `make bench`; the *Results* page has the table). The BLAS build
+/// built-in build trains in about 3 seconds and the BLAS build in 6 to 9,
+/// where the PyTorch peer, which also calls OpenBLAS, needs 13 to 17 (the
+/// Zen 5 of 2026-12-01, `make bench`, all of that day's sittings; the
+/// *Results* page has the table). The BLAS build
 /// runs its arithmetic closer to the machine's peak; the built-in one wins by
 /// doing a fifth of the arithmetic, as explained below, which is why it is the
 /// default.
