@@ -450,11 +450,11 @@ void fc_input_grad(const Cnn& m, const float* delta, float* gp) {  // delta: (CL
 template <int V>
 void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* conv_g) {
     static_assert(HALF % V == 0);
-    float acc[C * K * K + C][HALF];  // each weight's and bias's 16 lane sums
+    float acc[(C * K * K + C) * HALF];  // sum i's 16 lanes at [i*HALF, (i+1)*HALF): the 72 weights, then 8 biases
     for (int c = 0; c < C; ++c) {
         float g[PH][HALF];  // g_p of block (py, k) where its ReLU was on, else 0
         int bottom[PH][HALF], right[PH][HALF];
-        float* gb = acc[C * K * K + c];
+        float* gb = acc + (C * K * K + c) * HALF;
         for (int k = 0; k < HALF; ++k) gb[k] = 0.0f;
         for (int py = 0; py < PH; ++py) {
             // 16 lanes of gradients from a pooled row of 14: lanes 14, 15 read the next row (or
@@ -489,7 +489,7 @@ void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* 
                         a2[k] = std::fma(gk[k], x2, a2[k]);
                     }
                 }
-                float* w = acc[c * K * K + u * K];
+                float* w = acc + (c * K * K + u * K) * HALF;  // taps v = 0, 1, 2 of row u
                 for (int k = 0; k < V; ++k)
                     w[k0 + k] = a0[k], w[HALF + k0 + k] = a1[k], w[2 * HALF + k0 + k] = a2[k];
             }
@@ -497,7 +497,7 @@ void conv_grad_tiled(const float* xd, const int* route, const float* gp, float* 
     }
     for (int i = 0; i < C * K * K + C; ++i) {
         float s = 0.0f;
-        for (int k = 0; k < HALF; ++k) s += acc[i][k];
+        for (int k = 0; k < HALF; ++k) s += acc[i * HALF + k];
         conv_g[i] = s;
     }
 }

@@ -258,6 +258,63 @@ TEST_CASE("attention: skipping blank patches in the embedding changes no bit") {
     CHECK(dpos[0] == dpos[1]);
 }
 
+TEST_CASE("attention: the embedding's kernels give every element the plain loops' chain, bit for bit") {
+    // Plain loops, one row and one element at a time: E = ReLU(b_e + Pi_t, then
+    // 16 FMAs in pixel order); dU masked; dWe summed over rows in row order;
+    // dPi over images in order; db_e over positions in order.
+    Rng rng = nn::rng_new(13);
+    bool leftover = false;  // some case whose non-blank rows are not a multiple of 4
+    for (int D : {64, 40}) {
+        for (int B = 1; B <= 4; ++B) {
+            const int rows = B * N;
+            Model m = init_model(rng, D, 24, Pos::sinusoidal);
+            m.be = random_vec(rng, D, -0.3f, 0.3f);
+            std::vector<uint8_t> img = fake_images(rng, B);
+            std::vector<int> idx(B);
+            for (int b = 0; b < B; ++b) idx[b] = b;
+            std::vector<float> x(size_t(rows) * P);
+            std::vector<uint8_t> blank(rows);
+            patchify(img.data(), idx.data(), B, x.data(), blank.data());
+            long nonblank = 0;
+            for (uint8_t b : blank) nonblank += !b;
+            leftover = leftover || nonblank % 4 != 0;
+            const std::vector<float> dE = random_vec(rng, size_t(rows) * D);
+            std::vector<float> e(size_t(rows) * D), de = dE, dWe(m.We.size()), dbe(D), dpos(m.pos.size());
+            embed_forward(x.data(), blank.data(), m.We.data(), m.be.data(), m.pos.data(), e.data(), B, D);
+            embed_backward(x.data(), blank.data(), e.data(), de.data(), dWe.data(), dbe.data(), dpos.data(), B, D);
+
+            std::vector<float> e_ref(e.size()), du_ref(e.size()), dWe_ref(dWe.size(), 0.0f), dbe_ref(D, 0.0f),
+                dpos_ref(dpos.size(), 0.0f);
+            for (int r = 0; r < rows; ++r) {
+                const int t = r % N;
+                for (int d = 0; d < D; ++d) {
+                    float u = m.be[d] + m.pos[size_t(t) * D + d];
+                    if (!blank[r])
+                        for (int j = 0; j < P; ++j) u = std::fma(x[size_t(r) * P + j], m.We[size_t(j) * D + d], u);
+                    const size_t i = size_t(r) * D + d;
+                    e_ref[i] = u > 0.0f ? u : 0.0f;
+                    du_ref[i] = e_ref[i] > 0.0f ? dE[i] : 0.0f;
+                    dpos_ref[size_t(t) * D + d] += du_ref[i];
+                    if (!blank[r])
+                        for (int j = 0; j < P; ++j)
+                            dWe_ref[size_t(j) * D + d] =
+                                std::fma(x[size_t(r) * P + j], du_ref[i], dWe_ref[size_t(j) * D + d]);
+                }
+            }
+            for (int t = 0; t < N; ++t)
+                for (int d = 0; d < D; ++d) dbe_ref[d] += dpos_ref[size_t(t) * D + d];
+            CAPTURE(D);
+            CAPTURE(B);
+            CHECK(std::memcmp(e.data(), e_ref.data(), e.size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(de.data(), du_ref.data(), de.size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(dWe.data(), dWe_ref.data(), dWe.size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(dpos.data(), dpos_ref.data(), dpos.size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(dbe.data(), dbe_ref.data(), dbe.size() * sizeof(float)) == 0);
+        }
+    }
+    CHECK(leftover);
+}
+
 TEST_CASE("attention: the projection of packed rows, blank ones once per position, changes no bit") {
     Rng rng = nn::rng_new(12);
     for (int D : {64, 40}) {  // 64: the default's whole tiles; 40: ragged edges
