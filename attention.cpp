@@ -28,7 +28,7 @@
 /// | training | 5 epochs, lr 0.01 | 8 epochs, lr 0.01 (10% held out) | 8 epochs, lr 0.1 with cosine decay |
 /// | the original's test accuracy | 38.55% (published) | 91.08% published, 89.42% rebuilt here | |
 /// | this program's test accuracy | 36.64% | 91.21% (89.66% with 10% held out) | 95.99% (95.67–96.20, 3 seeds) |
-/// | training time, 2 cores of a Zen 5, AVX-512 / AVX2 build | 4.6–6.2 s / 2.2–4.0 s (original: 33.9 s on its author's) | 13.7–13.9 s / 22.9–28.4 s (original: 588 s on a Zen 4) | 13.7–14.9 s / 22.5–24.9 s (PyTorch peer: 70–83 s) |
+/// | training time, 2 cores of a Zen 5, AVX-512 / AVX2 build | 4.6–6.2 s / 2.2–4.0 s (original: 33.9 s on its author's) | 13.7–16.3 s / 22.3–28.4 s (original: 588 s on a Zen 4) | 13.7–16.7 s / 22.5–24.9 s (PyTorch peer: 69–83 s) |
 ///
 /// The middle column shows the puzzle this chapter starts from: the newest
 /// version's architecture is said to reach 91%, but its own code, rebuilt and
@@ -1289,8 +1289,8 @@ double batch_flops(int B, int D, int F, long nonblank, long projected) {
 /// idle: two cores of an AMD EPYC (Zen 4), whose fp32 FMA peak
 /// `tests/bench/peak.cpp` measured at 233 GFLOP/s just before and after every
 /// run. (On the Zen 5 of 2026-12-01, whose 512-bit FMAs double that peak, the
-/// same run, with all the changes described below, trained in 13.7 to 13.9 s,
-/// and the AVX2 build in 22.9 to 28.4 s, at 57 to 72% of that build's peak
+/// same run, with all the changes described below, trained in 13.7 to 16.3 s,
+/// and the AVX2 build in 22.3 to 28.4 s, at 57 to 72% of that build's peak
 /// with today's count of the work: README, Results.)
 ///
 /// | | training time | arithmetic | rate | of peak |
@@ -1356,12 +1356,12 @@ double batch_flops(int B, int D, int F, long nonblank, long projected) {
 /// with AVX-512 (`--epochs 1 --threads 1`, new and old interleaved, three
 /// times each, on a busy machine). On the idle machine that evening, `make
 /// bench MARCH=x86-64-v3` timed the default run's training at 22.5 to 24.9 s
-/// in three sittings (65 to 73% of the AVX2 peak, counting the work as
+/// in four sittings (65 to 73% of the AVX2 peak, counting the work as
 /// *Counting the work* does now; the whole process 23.7 to 26.3 s), where the
 /// morning's version had taken 23.5 to 26.0 s. The bench's sittings vary by
 /// about 10% on this shared machine, more than a one-thread A/B on one
 /// process does; the PyTorch peer, in the same sittings, took 69.7 to 80.9 s,
-/// 2.7 to 3.4 times our whole process.
+/// 2.7 to 3.4 times our whole process (2.7, 3.4, 3.2, 3.0 sitting by sitting).
 ///
 /// A caution about these numbers: the machine's two cores are shared with
 /// other users, and with another program running the same epoch takes from

@@ -1106,7 +1106,7 @@ void hidden_step(Net& net, Work& w, int B, Net& g, float lr, float* W1s) {
 /// loops use each row of $W_1$ they load for one image only, so they wait on
 /// the caches rather than on the FMA units. It is still twice as fast (on the
 /// Zen 5 of 2026-12-01: 4.6 s against 8.3 s, 1.8 times, before $W_1$ was kept
-/// in strips; with the strips, 3.0 to 3.6 s of training over the day's
+/// in strips; with the strips, 3.0 to 3.8 s of training over the day's
 /// sittings, 2.5 to 2.8 times, and in the AVX2 build 2.6 to 3.6 s, 59 to 80
 /// GFLOP/s or 27 to 36% of that build's peak: README, Results).
 /// A fraction of peak measures how well the arithmetic is
